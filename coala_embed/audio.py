@@ -1,0 +1,348 @@
+"""The COALA front end: decode, mono, resample, log-mel, per-band scaling, 96-frame patches.
+
+Everything that turns a waveform into model input lives here, once. The defaults are the values of
+the COALA reference (22000 Hz, 96 mel bands, n_fft 1024, hop 512, magnitude mel, natural log of
+mel + float32 eps, 96x96 patches); a checkpoint stores its own copy of every one of them
+(`FrontEnd.to_dict`) so that weights are always used with the front end they were trained with.
+
+Audio is processed as a stream of blocks, so memory stays bounded for hour-long files, and the result
+does not depend on the block size: the STFT is computed on an explicitly zero-padded signal
+(the equivalent of librosa's `center=True`) with `center=False` framing over overlapping slices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterable, Iterator
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 22000
+N_FFT = 1024
+HOP_LENGTH = 512
+N_MELS = 96
+PATCH_FRAMES = 96
+LOG_EPS = float(np.finfo(np.float32).eps)
+
+MIN_INPUT_RATE = 8000
+MAX_INPUT_RATE = 192000
+MAX_CHANNELS = 64
+READ_BLOCK_SECONDS = 30.0  # decode this much audio at a time
+PATCHES_PER_CHUNK = 16  # log-mel is computed this many patches at a time
+
+RESAMPLERS = ("soxr_hq", "kaiser_best", "kaiser_fast")  # soxr streams; the two resampy filters do not
+
+
+class AudioError(ValueError):
+    """Input audio that cannot be embedded; the message names the input and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontEnd:
+    """Every parameter that maps a waveform to a patch of scaled log-mel frames."""
+
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = N_FFT
+    hop_length: int = HOP_LENGTH
+    n_mels: int = N_MELS
+    fmin: float = 0.0
+    fmax: float | None = None  # None: sample_rate / 2 (librosa's default)
+    window: str = "hann"
+    power: float = 1.0
+    log_eps: float = LOG_EPS
+    patch_frames: int = PATCH_FRAMES
+    # per-band min-max scaler fitted on training patches; None means unscaled log-mel
+    scaler_min: tuple[float, ...] | None = None
+    scaler_max: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        for name in ("scaler_min", "scaler_max"):
+            value = getattr(self, name)
+            if value is not None:
+                value = tuple(float(v) for v in value)
+                if len(value) != self.n_mels:
+                    raise ValueError(f"{name} has {len(value)} values, expected n_mels={self.n_mels}")
+                object.__setattr__(self, name, value)
+
+    @property
+    def patch_seconds(self) -> float:
+        return self.patch_frames * self.hop_length / self.sample_rate
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest signal that yields one full patch; shorter audio is zero-padded to it."""
+        return (self.patch_frames - 1) * self.hop_length
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FrontEnd":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown front-end parameters {sorted(unknown)}")
+        return cls(**d)
+
+    def with_scaler(self, mins, maxs) -> "FrontEnd":
+        return dataclasses.replace(self, scaler_min=tuple(mins), scaler_max=tuple(maxs))
+
+    def mel_basis(self) -> np.ndarray:
+        return _mel_basis(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)
+
+    def hop_frames(self, hop_seconds: float | None) -> int:
+        """Patch hop in frames for a hop in seconds; None means non-overlapping patches."""
+        if hop_seconds is None:
+            return self.patch_frames
+        if not hop_seconds > 0:
+            raise ValueError(f"hop_size must be positive, got {hop_seconds}")
+        return max(1, int(round(hop_seconds * self.sample_rate / self.hop_length)))
+
+
+_MEL_CACHE: dict = {}
+
+
+def _mel_basis(sr, n_fft, n_mels, fmin, fmax):
+    key = (sr, n_fft, n_mels, fmin, fmax)
+    if key not in _MEL_CACHE:
+        _MEL_CACHE[key] = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    return _MEL_CACHE[key]
+
+
+# ----------------------------------------------------------------------------------------------
+# waveform in: validation, mono, resampling
+
+
+def as_float_audio(y, name: str = "audio") -> np.ndarray:
+    """Validate an array and return float32 of shape (n_samples, n_channels).
+
+    Integers are scaled to [-1, 1) by their type's range; floats are taken as they are.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "iuf":
+        raise AudioError(f"{name}: expected a numeric array, got dtype {y.dtype}")
+    if y.ndim == 1:
+        y = y[:, None]
+    elif y.ndim != 2:
+        raise AudioError(f"{name}: expected shape (n_samples,) or (n_samples, n_channels), got {y.shape}")
+    if y.shape[1] > MAX_CHANNELS:
+        raise AudioError(
+            f"{name}: {y.shape[1]} channels; expected (n_samples, n_channels) - "
+            "did you pass a (channels, samples) array? Transpose it."
+        )
+    if y.shape[0] == 0 or y.shape[1] == 0:
+        raise AudioError(f"{name}: contains no samples")
+    if y.dtype.kind == "u":
+        half = 2 ** (8 * y.dtype.itemsize - 1)
+        y = (y.astype(np.float64) - half) / half
+    elif y.dtype.kind == "i":
+        y = y.astype(np.float64) / 2 ** (8 * y.dtype.itemsize - 1)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def check_sample_rate(sr, name: str = "audio") -> int:
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float)) or sr != int(sr):
+        raise AudioError(f"{name}: sample rate must be an integer number of Hz, got {sr!r}")
+    sr = int(sr)
+    if not MIN_INPUT_RATE <= sr <= MAX_INPUT_RATE:
+        raise AudioError(f"{name}: sample rate {sr} Hz is outside the supported {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz")
+    return sr
+
+
+def _checked_mono(block: np.ndarray, name: str) -> np.ndarray:
+    if not np.isfinite(block).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+
+
+def mono_blocks_from_array(y, sr: int, name: str = "audio") -> Iterator[np.ndarray]:
+    """Mono float32 blocks of an in-memory array (n_samples[, n_channels]) at sample rate sr."""
+    y = as_float_audio(y, name)
+    step = int(READ_BLOCK_SECONDS * sr)
+    for start in range(0, len(y), step):
+        yield _checked_mono(y[start:start + step], name)
+
+
+def mono_blocks_from_file(path, name: str | None = None) -> tuple[int, Iterator[np.ndarray]]:
+    """Open an audio file; return its sample rate and an iterator of mono float32 blocks."""
+    name = name or os.fspath(path)
+    if not os.path.exists(path):
+        raise AudioError(f"{name}: no such file")
+    if os.path.isdir(path):
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    try:
+        info = sf.info(path)
+    except Exception as e:  # libsndfile's messages are specific but not user-facing
+        raise AudioError(f"{name}: not a readable audio file ({_short(e)})") from None
+    if info.frames == 0:
+        raise AudioError(f"{name}: contains no samples")
+    sr = check_sample_rate(info.samplerate, name)
+
+    def blocks():
+        try:
+            with sf.SoundFile(path) as f:
+                while True:
+                    block = f.read(int(READ_BLOCK_SECONDS * sr), dtype="float32", always_2d=True)
+                    if len(block) == 0:
+                        break
+                    yield _checked_mono(block, name)
+        except AudioError:
+            raise
+        except Exception as e:
+            raise AudioError(f"{name}: audio data is corrupt or truncated ({_short(e)})") from None
+
+    return sr, blocks()
+
+
+def _short(e: Exception) -> str:
+    return str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], sr: int, target_sr: int, resampler: str = "soxr_hq") -> Iterator[np.ndarray]:
+    """Resample a stream of mono blocks. soxr streams exactly; resampy needs the whole signal."""
+    if resampler not in RESAMPLERS:
+        raise ValueError(f"resampler must be one of {RESAMPLERS}, got {resampler!r}")
+    if sr == target_sr:
+        yield from blocks
+        return
+    if resampler == "soxr_hq":
+        import soxr
+
+        stream = soxr.ResampleStream(sr, target_sr, 1, dtype="float32", quality="HQ")
+        previous = None
+        for block in blocks:
+            if previous is not None:
+                yield stream.resample_chunk(previous, last=False)
+            previous = block
+        if previous is not None:
+            yield stream.resample_chunk(previous, last=True)
+    else:
+        import resampy
+
+        y = np.concatenate(list(blocks))
+        yield resampy.resample(y, sr, target_sr, filter=resampler, axis=0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# log-mel and patches
+
+
+def log_mel_frames(padded: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Log-mel frames (n_frames, n_mels) of an already centre-padded signal, framed without padding."""
+    spec = np.abs(librosa.stft(padded, n_fft=fe.n_fft, hop_length=fe.hop_length, window=fe.window, center=False))
+    if fe.power != 1.0:
+        spec = spec ** fe.power
+    mel = fe.mel_basis() @ spec
+    return np.log(mel + fe.log_eps).T.astype(np.float32)
+
+
+def log_mel(y: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Log-mel of a whole mono signal at fe.sample_rate, as librosa computes it with center=True."""
+    pad = fe.n_fft // 2
+    return log_mel_frames(np.pad(np.asarray(y, np.float32), (pad, pad)), fe)
+
+
+def scale(frames: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Per-band min-max scaling with the checkpoint's scaler (MinMaxScaler semantics, no clipping)."""
+    if fe.scaler_min is None:
+        return frames
+    lo = np.asarray(fe.scaler_min, np.float32)
+    span = np.asarray(fe.scaler_max, np.float32) - lo
+    span[span == 0] = 1.0  # constant band in training: scikit-learn also divides by 1
+    return (frames - lo) / span
+
+
+def patch_centres(starts: np.ndarray, fe: FrontEnd, offset_seconds: float = 0.0) -> np.ndarray:
+    """Time in seconds of the centre of patches that start at the given frames.
+
+    Frame i is centred at i * hop / sr, so a patch of frames [s, s + P) is centred at (s + (P - 1) / 2).
+    """
+    return ((starts + (fe.patch_frames - 1) / 2) * fe.hop_length / fe.sample_rate - offset_seconds).astype(np.float64)
+
+
+def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | None = None,
+                 center: bool = False, clip_seconds: float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Scaled (k, n_mels, patch_frames) patches and their centre times (k,), from mono blocks at fe.sample_rate.
+
+    Patches start at frame 0 and every `hop_frames` frames (default: non-overlapping); only whole patches
+    are taken. Audio shorter than one patch is zero-padded to one patch. `center=True` pads half a patch
+    of silence at both ends so that patch centres start at t=0 (openl3's convention, used by the HEAR
+    adapter). `clip_seconds` pads or cuts the signal to a fixed length (the reference pads every clip to
+    10 s; zeros only, so the result stays deterministic).
+    """
+    hop_frames = hop_frames or fe.patch_frames
+    P, hop = fe.patch_frames, fe.hop_length
+    half = fe.n_fft // 2
+    offset = 0.0
+    lead = np.zeros(half, np.float32)  # centre padding of the STFT
+    if center:
+        lead_samples = (P // 2) * hop
+        lead = np.zeros(half + lead_samples, np.float32)
+        offset = lead_samples / fe.sample_rate
+    limit = None if clip_seconds is None else int(round(clip_seconds * fe.sample_rate))
+
+    buf = lead  # padded samples not yet consumed; buf[0] is padded sample `buf_start`
+    buf_start = 0
+    frames = np.zeros((0, fe.n_mels), np.float32)  # log-mel frames from `frames_start` on
+    frames_start = 0
+    next_patch = 0  # first frame of the next patch to emit
+    n_signal = 0
+    chunk_frames = P * PATCHES_PER_CHUNK
+
+    def emit(final: bool):
+        nonlocal frames, frames_start, next_patch
+        starts = []
+        while next_patch + P <= frames_start + len(frames):
+            starts.append(next_patch)
+            next_patch += hop_frames
+        if starts:
+            rel = np.asarray(starts) - frames_start
+            idx = rel[:, None] + np.arange(P)[None, :]
+            patches = scale(frames[idx], fe).transpose(0, 2, 1)  # (k, n_mels, patch_frames), as librosa lays out
+            yield np.ascontiguousarray(patches, np.float32), patch_centres(np.asarray(starts), fe, offset)
+        keep_from = max(0, next_patch - frames_start)
+        frames = frames[keep_from:]
+        frames_start += keep_from
+
+    def compute_frames(final: bool):
+        nonlocal buf, buf_start, frames
+        # frame f covers padded samples [f*hop, f*hop + n_fft)
+        first = frames_start + len(frames)
+        while True:
+            available = (buf_start + len(buf) - fe.n_fft) // hop + 1 - first
+            if available <= 0 or (available < chunk_frames and not final):
+                return
+            n = min(available, chunk_frames)
+            lo = first * hop - buf_start
+            seg = buf[lo: lo + (n - 1) * hop + fe.n_fft]
+            frames = np.concatenate([frames, log_mel_frames(seg, fe)])
+            first += n
+            drop = first * hop - buf_start
+            buf, buf_start = buf[drop:], buf_start + drop
+            yield from emit(final)
+
+    for block in blocks:
+        if limit is not None:
+            block = block[: max(0, limit - n_signal)]
+        n_signal += len(block)
+        buf = np.concatenate([buf, block.astype(np.float32, copy=False)])
+        yield from compute_frames(False)
+    if n_signal == 0:
+        raise AudioError("contains no samples")
+    tail = max(0, fe.min_samples - n_signal)  # short audio: pad to one patch
+    if limit is not None:
+        tail = max(tail, limit - n_signal)
+    if center:
+        tail += (P - P // 2) * hop
+    buf = np.concatenate([buf, np.zeros(tail + half, np.float32)])
+    yield from compute_frames(True)
+
+
+def load_patches_array(y, sr, fe: FrontEnd, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """All patches of an in-memory clip; a convenience for training code and tests."""
+    sr = check_sample_rate(sr)
+    blocks = resample_blocks(mono_blocks_from_array(y, sr), sr, fe.sample_rate, kw.pop("resampler", "soxr_hq"))
+    parts = list(iter_patches(blocks, fe, **kw))
+    return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])

@@ -1,0 +1,354 @@
+"""The public API: embeddings of arrays and files, and the tag side of the aligned space.
+
+Patches of many clips are batched together through the encoder; a clip's result does not depend
+on which other clips share its batches (within float rounding, < 1e-5).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from . import audio
+from .audio import AudioError
+from .checkpoint import Model, load_model
+
+DEFAULT_BATCH_SIZE = 32
+_loaded: dict = {}
+
+
+def get_model(model=None, device=None) -> Model:
+    """A loaded Model as given, or load (once per source and device) a checkpoint source."""
+    if isinstance(model, Model):
+        if device is not None and torch.device(device) != model.device:
+            model.net.to(device)
+            model.device = torch.device(device)
+        return model
+    key = (None if model is None else os.fspath(model), None if device is None else str(device))
+    if key not in _loaded:
+        _loaded[key] = load_model(model, device)
+    return _loaded[key]
+
+
+# ----------------------------------------------------------------------------------------------
+# the batching engine
+
+
+@dataclasses.dataclass
+class _Job:
+    key: object
+    outputs: list = dataclasses.field(default_factory=list)
+    times: list = dataclasses.field(default_factory=list)
+    pending: int = 0
+    finished: bool = False
+    error: str | None = None
+
+
+def _embed_jobs(model: Model, jobs: Iterable[tuple[object, Callable[[], Iterator]]],
+                batch_size: int) -> Iterator[tuple[object, np.ndarray | None, np.ndarray | None, str | None]]:
+    """Embed the patches of many clips in shared batches.
+
+    jobs: (key, make_patches) pairs; make_patches() returns an iterator of (patches, centre_times).
+    Yields (key, embeddings (T, D), times (T,), None) or (key, None, None, error message), in input order.
+    A clip that fails part-way is reported and does not disturb the others.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    queue: collections.deque[_Job] = collections.deque()
+    batch: list[np.ndarray] = []
+    owners: list[tuple[_Job, int]] = []
+    n_batch = 0
+
+    def run_batch():
+        nonlocal n_batch
+        x = torch.from_numpy(np.concatenate(batch)).unsqueeze(1).to(model.device)
+        with torch.inference_mode():
+            out = model.net.audio_encoder(x).float().cpu().numpy()
+        offset = 0
+        for job, k in owners:
+            job.outputs.append(out[offset:offset + k])
+            job.pending -= k
+            offset += k
+        batch.clear()
+        owners.clear()
+        n_batch = 0
+
+    def finished_jobs():
+        while queue and queue[0].finished and queue[0].pending == 0:
+            job = queue.popleft()
+            if job.error is not None:
+                yield job.key, None, None, job.error
+            else:
+                yield job.key, np.concatenate(job.outputs), np.concatenate(job.times), None
+
+    for key, make_patches in jobs:
+        job = _Job(key)
+        queue.append(job)
+        try:
+            for patches, times in make_patches():
+                job.times.append(times)
+                i = 0
+                while i < len(patches):
+                    take = min(batch_size - n_batch, len(patches) - i)
+                    batch.append(patches[i:i + take])
+                    owners.append((job, take))
+                    job.pending += take
+                    n_batch += take
+                    i += take
+                    if n_batch == batch_size:
+                        run_batch()
+        except AudioError as e:
+            job.error = str(e)
+        except Exception as e:  # a batch job must survive any one bad input
+            job.error = f"{key}: {type(e).__name__}: {e}"
+        job.finished = True
+        yield from finished_jobs()
+    if n_batch:
+        run_batch()
+    yield from finished_jobs()
+
+
+def _array_job(y, sr, name, model, hop_frames, center, clip_seconds, resampler):
+    def make_patches():
+        rate = audio.check_sample_rate(sr, name)
+        blocks = audio.resample_blocks(audio.mono_blocks_from_array(y, rate, name), rate, model.frontend.sample_rate, resampler)
+        return audio.iter_patches(blocks, model.frontend, hop_frames, center, clip_seconds)
+    return make_patches
+
+
+def _file_job(path, model, hop_frames, center, clip_seconds, resampler):
+    def make_patches():
+        rate, blocks = audio.mono_blocks_from_file(path)
+        blocks = audio.resample_blocks(blocks, rate, model.frontend.sample_rate, resampler)
+        return audio.iter_patches(blocks, model.frontend, hop_frames, center, clip_seconds)
+    return make_patches
+
+
+# ----------------------------------------------------------------------------------------------
+# arrays
+
+
+def get_embedding(y, sr, model=None, hop_size: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                  device=None, frames: bool = False, center: bool = False, clip_seconds: float | None = None,
+                  resampler: str = "soxr_hq"):
+    """COALA embeddings of one clip or a list of clips.
+
+    Args:
+        y: audio array, shape (n_samples,) or (n_samples, n_channels), int (scaled by its type's range)
+            or float (taken as is, nominally in [-1, 1]); or a list of such arrays, embedded in shared batches.
+        sr: sample rate in Hz (8000-192000), or a list of rates, one per clip.
+        model: a Model from `load_model`, a checkpoint source (folder, file or Hub id), or None for the
+            bundled weights.
+        hop_size: seconds between patch starts; default: one patch (~2.23 s, non-overlapping, as COALA).
+        batch_size: patches per forward pass; results do not depend on it.
+        device: torch device; default: the model's device (CUDA if available).
+        frames: if True return (embeddings (T, 1152), timestamps (T,) in seconds of patch centres)
+            instead of the mean (1152,).
+        center: pad half a patch at both ends so that patch centres start at t=0.
+        clip_seconds: pad with zeros or cut each clip to this length first (COALA's reference pads to 10).
+        resampler: 'soxr_hq' (default, streaming) or resampy's 'kaiser_best' / 'kaiser_fast'.
+
+    Returns:
+        float32 (1152,) per clip, or (embeddings, timestamps) with frames=True; a list for a list input.
+
+    Raises:
+        AudioError: the clip is empty, non-finite, badly shaped or at an unsupported rate.
+    """
+    model = get_model(model, device)
+    single = not isinstance(y, (list, tuple))
+    clips = [y] if single else list(y)
+    rates = list(sr) if isinstance(sr, (list, tuple)) else [sr] * len(clips)
+    if len(rates) != len(clips):
+        raise ValueError(f"{len(clips)} clips but {len(rates)} sample rates")
+    hop_frames = model.frontend.hop_frames(hop_size)
+    names = ["audio"] if single else [f"clip {i}" for i in range(len(clips))]
+    jobs = ((i, _array_job(c, r, names[i], model, hop_frames, center, clip_seconds, resampler))
+            for i, (c, r) in enumerate(zip(clips, rates)))
+    results = []
+    for _, emb, ts, error in _embed_jobs(model, jobs, batch_size):
+        if error is not None:
+            raise AudioError(error)
+        results.append((emb, ts) if frames else emb.mean(axis=0, dtype=np.float64).astype(np.float32))
+    return results[0] if single else results
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+
+
+@dataclasses.dataclass
+class FileResult:
+    path: str
+    output: str | None
+    status: str  # 'written', 'skipped' (output exists) or 'failed'
+    error: str | None = None
+    n_patches: int = 0
+
+
+def output_path(path, output_dir=None, suffix=None) -> Path:
+    path = Path(path)
+    stem = path.stem + (f"_{suffix}" if suffix else "")
+    return Path(output_dir if output_dir is not None else path.parent) / f"{stem}.npz"
+
+
+def _write_npz_atomic(target: Path, **arrays):
+    """Write to a temporary file in the target folder, then rename: no half-written outputs."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: bool = False, model=None,
+                 hop_size: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE, device=None,
+                 center: bool = False, clip_seconds: float | None = None, resampler: str = "soxr_hq",
+                 on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+    """Embed audio files and write `<stem>[_suffix].npz` for each.
+
+    Each .npz holds `embedding` (T, 1152) float32 patch embeddings, `timestamps` (T,) patch centres in
+    seconds, and `mean` (1152,) their mean, the clip embedding.
+
+    Args:
+        paths: a path or a list of paths to audio files (anything libsndfile reads: WAV, FLAC, OGG, MP3, ...).
+        output_dir: folder for the outputs (created if needed); default: beside each input.
+        suffix: appended to the output stem as `_suffix`.
+        overwrite: re-embed files whose output exists; by default they are skipped (resumable runs).
+        model, hop_size, batch_size, device, center, clip_seconds, resampler: as in `get_embedding`.
+        on_result: called with each FileResult as soon as it is known (progress reporting).
+
+    Returns:
+        one FileResult per input, in order. A bad file is reported as 'failed' with the reason and
+        does not stop the others; outputs are written atomically.
+    """
+    model = get_model(model, device)
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    hop_frames = model.frontend.hop_frames(hop_size)
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    results: dict[int, FileResult] = {}
+    targets: dict[Path, str] = {}
+
+    def report(i, result):
+        results[i] = result
+        if on_result is not None:
+            on_result(result)
+
+    def jobs():
+        for i, path in enumerate(paths):
+            target = output_path(path, output_dir, suffix)
+            key = target.resolve()
+            if key in targets:
+                report(i, FileResult(str(path), str(target), "failed", f"{path}: output {target} would overwrite the output of {targets[key]}"))
+                continue
+            targets[key] = str(path)
+            if target.exists() and not overwrite:
+                report(i, FileResult(str(path), str(target), "skipped"))
+                continue
+            if not os.access(target.parent, os.W_OK):
+                report(i, FileResult(str(path), str(target), "failed", f"{path}: output folder {target.parent} is not writable"))
+                continue
+            yield (i, target), _file_job(path, model, hop_frames, center, clip_seconds, resampler)
+
+    for (i, target), emb, ts, error in _embed_jobs(model, jobs(), batch_size):
+        path = str(paths[i])
+        if error is not None:
+            report(i, FileResult(path, None, "failed", error))
+            continue
+        try:
+            _write_npz_atomic(target, embedding=emb, timestamps=ts, mean=emb.mean(axis=0, dtype=np.float64).astype(np.float32))
+        except OSError as e:
+            report(i, FileResult(path, None, "failed", f"{path}: cannot write {target} ({e.strerror or e})"))
+            continue
+        report(i, FileResult(path, str(target), "written", n_patches=len(emb)))
+    return [results[i] for i in range(len(paths))]
+
+
+def embed_files(paths, model=None, **kw) -> Iterator[tuple[str, np.ndarray | None, np.ndarray | None, str | None]]:
+    """Embed files without writing anything: yields (path, embeddings, timestamps, error) in order."""
+    model = get_model(model, kw.pop("device", None))
+    batch_size = kw.pop("batch_size", DEFAULT_BATCH_SIZE)
+    hop_frames = model.frontend.hop_frames(kw.pop("hop_size", None))
+    center, clip_seconds = kw.pop("center", False), kw.pop("clip_seconds", None)
+    resampler = kw.pop("resampler", "soxr_hq")
+    if kw:
+        raise TypeError(f"unexpected arguments {sorted(kw)}")
+    jobs = ((str(p), _file_job(p, model, hop_frames, center, clip_seconds, resampler)) for p in paths)
+    yield from _embed_jobs(model, jobs, batch_size)
+
+
+# ----------------------------------------------------------------------------------------------
+# the tag side
+
+
+def _require_tag_space(model: Model):
+    if not model.net.has_tag_space:
+        raise ValueError(f"this {model.net.cfg.variant} checkpoint has no tag encoder aligned with audio")
+
+
+def get_tag_embedding(tags, model=None, device=None) -> np.ndarray:
+    """Vectors of tag sets in the space aligned with audio (tag encoder + affine layer).
+
+    Args:
+        tags: one tag ('dog'), one set of tags (['dog', 'bark']), or a list of sets ([['dog'], ['car', 'engine']]).
+            Tags must be in `model.tags`.
+    Returns:
+        float32 (1152,) for one tag or set, (n_sets, 1152) for a list of sets.
+    """
+    model = get_model(model, device)
+    _require_tag_space(model)
+    single = isinstance(tags, str) or all(isinstance(t, str) for t in tags)
+    sets = [[tags] if isinstance(tags, str) else list(tags)] if single else [list(s) for s in tags]
+    index = {t: i for i, t in enumerate(model.tags)}
+    multi_hot = np.zeros((len(sets), len(model.tags)), np.float32)
+    for row, tag_set in enumerate(sets):
+        unknown = [t for t in tag_set if t.lower() not in index]
+        if unknown or not tag_set:
+            raise ValueError(f"tags not in the model's vocabulary: {unknown or 'empty set'} (see model.tags)")
+        multi_hot[row, [index[t.lower()] for t in tag_set]] = 1.0
+    with torch.inference_mode():
+        t = torch.from_numpy(multi_hot).to(model.device)
+        out = model.net.tag_affine(model.net.tag_encoder(t)).float().cpu().numpy()
+    return out[0] if single else out
+
+
+def align_audio(embeddings: np.ndarray, model=None, device=None) -> np.ndarray:
+    """Map audio embeddings (..., 1152) into the space shared with tags (the audio affine layer)."""
+    model = get_model(model, device)
+    _require_tag_space(model)
+    with torch.inference_mode():
+        x = torch.as_tensor(np.asarray(embeddings, np.float32), device=model.device)
+        return model.net.audio_affine(x).float().cpu().numpy()
+
+
+def predict_tags(y, sr, top_k: int = 10, model=None, device=None, **kw):
+    """Zero-shot tags: the vocabulary tags whose aligned vectors are closest (cosine) to the audio's.
+
+    Takes the arguments of `get_embedding` (y may be a list of clips); returns a list of (tag, cosine
+    similarity) pairs, best first, or a list of such lists for a list of clips.
+    """
+    model = get_model(model, device)
+    _require_tag_space(model)
+    single = not isinstance(y, (list, tuple))
+    means = np.atleast_2d(get_embedding(y, sr, model=model, **kw))
+    return _rank_tags(model, means, top_k)[0] if single else _rank_tags(model, means, top_k)
+
+
+def _rank_tags(model: Model, mean_embeddings: np.ndarray, top_k: int):
+    audio_vecs = align_audio(mean_embeddings, model)
+    tag_vecs = get_tag_embedding([[t] for t in model.tags], model)
+    a = audio_vecs / np.maximum(np.linalg.norm(audio_vecs, axis=1, keepdims=True), 1e-12)
+    t = tag_vecs / np.maximum(np.linalg.norm(tag_vecs, axis=1, keepdims=True), 1e-12)
+    sims = a @ t.T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :top_k]
+    return [[(model.tags[j], float(sims[r, j])) for j in row] for r, row in enumerate(order)]

@@ -1,0 +1,174 @@
+"""The COALA networks (Favory et al., 2020), defined once for inference and training.
+
+Audio side: a 5-block convolutional encoder mapping a 1x96x96 patch to a 128x3x3 = 1152-d embedding
+(the downstream feature), a bias-free affine layer into the space shared with tags, and a mirrored
+transposed-convolution decoder. Tag side: an MLP encoder of a multi-hot vector into the same 1152-d
+space, its affine layer, and an MLP decoder. `TagClassifier` is the supervised "CNN" baseline head.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+VARIANTS = ("ae-c", "e-c", "cnn")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    variant: str = "ae-c"
+    n_tags: int = 1000
+    n_filters: int = 128
+    n_blocks: int = 5
+    patch_frames: int = 96
+    n_mels: int = 96
+    tag_hidden: int = 512
+    dropout: float = 0.25
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        for side in (self.patch_frames, self.n_mels):
+            if side % 2 ** self.n_blocks:
+                raise ValueError(f"patch side {side} is not divisible by 2**n_blocks")
+
+    @property
+    def embedding_size(self) -> int:
+        return self.n_filters * (self.patch_frames >> self.n_blocks) * (self.n_mels >> self.n_blocks)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**d)
+
+
+def _conv_block(c_in, c_out, dropout):
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+    )
+
+
+class AudioEncoder(nn.Module):
+    """(B, 1, frames, bands) patches -> (B, embedding_size) features, taken after the last ReLU."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        channels = [1] + [cfg.n_filters] * cfg.n_blocks
+        self.blocks = nn.Sequential(*[_conv_block(a, b, cfg.dropout) for a, b in zip(channels, channels[1:])])
+
+    def forward(self, x):
+        return self.blocks(x).flatten(1)
+
+
+class AudioDecoder(nn.Module):
+    """(B, embedding_size) -> (B, 1, frames, bands) reconstruction in [0, 1]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.shape = (cfg.n_filters, cfg.patch_frames >> cfg.n_blocks, cfg.n_mels >> cfg.n_blocks)
+        layers = []
+        for _ in range(cfg.n_blocks - 1):
+            layers += [
+                nn.ConvTranspose2d(cfg.n_filters, cfg.n_filters, kernel_size=4, stride=2, padding=1),
+                nn.BatchNorm2d(cfg.n_filters),
+                nn.ReLU(),
+                nn.Dropout(cfg.dropout),
+            ]
+        layers += [nn.ConvTranspose2d(cfg.n_filters, 1, kernel_size=4, stride=2, padding=1), nn.BatchNorm2d(1), nn.Sigmoid()]
+        self.blocks = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.blocks(z.view(-1, *self.shape))
+
+
+def _mlp(sizes, dropout, last_activation: nn.Module):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        last = i == len(sizes) - 2
+        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), last_activation if last else nn.ReLU()]
+        if not (last and isinstance(last_activation, nn.Sigmoid)):
+            layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class TagEncoder(nn.Module):
+    """(B, n_tags) multi-hot -> (B, embedding_size)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = _mlp([cfg.n_tags, cfg.tag_hidden, cfg.tag_hidden, cfg.embedding_size], cfg.dropout, nn.ReLU())
+
+    def forward(self, t):
+        return self.net(t)
+
+
+class TagDecoder(nn.Module):
+    """(B, embedding_size) -> (B, n_tags) tag probabilities."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = _mlp([cfg.embedding_size, cfg.tag_hidden, cfg.tag_hidden, cfg.n_tags], cfg.dropout, nn.Sigmoid())
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class TagClassifier(nn.Module):
+    """The supervised baseline head: embedding -> Linear-ReLU-Linear-Sigmoid tag probabilities."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.embedding_size
+        self.net = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, cfg.n_tags), nn.Sigmoid())
+
+    def forward(self, z):
+        return self.net(z)
+
+
+def _affine(cfg):
+    return nn.Sequential(nn.Linear(cfg.embedding_size, cfg.embedding_size, bias=False), nn.Dropout(cfg.dropout))
+
+
+class COALA(nn.Module):
+    """All modules of one variant. AE-C: everything; E-C: encoders and affines; CNN: encoder and classifier.
+
+    Inference needs only `audio_encoder` (and, for the tag side, the affines and `tag_encoder`); a
+    checkpoint may therefore hold a subset of these modules, see `load_state`.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.audio_encoder = AudioEncoder(cfg)
+        if cfg.variant == "cnn":
+            self.classifier = TagClassifier(cfg)
+            return
+        self.audio_affine = _affine(cfg)
+        self.tag_encoder = TagEncoder(cfg)
+        self.tag_affine = _affine(cfg)
+        if cfg.variant == "ae-c":
+            self.audio_decoder = AudioDecoder(cfg)
+            self.tag_decoder = TagDecoder(cfg)
+
+    @property
+    def has_tag_space(self) -> bool:
+        return hasattr(self, "tag_encoder")
+
+    def inference_state_dict(self) -> dict:
+        """Weights that inference uses: the decoders are for training only."""
+        skip = ("audio_decoder.", "tag_decoder.")
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(skip)}
+
+    def load_state(self, state: dict):
+        """Load a full or an inference-only state dict; decoders may be missing, nothing else."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith(("audio_decoder.", "tag_decoder."))]
+        if missing or unexpected:
+            raise ValueError(f"weights do not match the {self.cfg.variant} model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return self
