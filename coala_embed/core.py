@@ -235,7 +235,10 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     hop_frames = model.frontend.hop_frames(hop_size)
     if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot create output folder {output_dir}: {e.strerror or e}") from None
     results: dict[int, FileResult] = {}
     targets: dict[Path, str] = {}
 

@@ -1,0 +1,298 @@
+"""Command line: `coala-embed INPUTS... --output-dir DIR` and `coala-embed tags FILE...`.
+
+    coala-embed audio/*.wav --output-dir feats          # one <stem>.npz per file
+    coala-embed corpus/ --output-dir feats --hop-size 0.5
+    coala-embed tags dog.wav --top-k 5                  # zero-shot tags
+
+Inputs may be files, folders (searched recursively for audio files) or glob patterns (expanded here
+too, so quoted patterns and shells without globbing work). Files found inside a folder keep their
+sub-folder layout under the output folder, so `a/x.wav` and `b/x.wav` do not collide.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .audio import RESAMPLERS
+from .core import DEFAULT_BATCH_SIZE
+from .version import __version__
+
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd",
+    ".caf", ".w64", ".rf64", ".voc", ".sd2", ".nist", ".sph", ".htk", ".ircam", ".sf", ".paf", ".pvf",
+    ".xi", ".avr", ".mat", ".mat4", ".mat5", ".wve", ".mpc", ".svx", ".8svx",
+})
+GLOB_CHARS = set("*?[")
+
+
+class InputError(Exception):
+    """An input argument that names no audio (missing path, empty folder, pattern with no match)."""
+
+
+def is_audio_name(path) -> bool:
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def expand_inputs(inputs) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Expand files, folders (recursive) and globs.
+
+    Returns ([(audio file, output sub-folder relative to the output dir)], [problems]); each problem
+    names its input. Explicitly named files are taken whatever their extension (a non-audio file is then
+    reported when it fails to decode); files found in folders or by patterns must have an audio extension.
+    Duplicates (the same file reached twice) are kept once.
+    """
+    found: list[tuple[Path, Path]] = []
+    problems: list[str] = []
+    seen: set = set()
+
+    def add(path: Path, rel: Path):
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            found.append((path, rel))
+
+    def add_dir(folder: Path, rel_base: Path):
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and is_audio_name(p) and not _hidden(p, folder))
+        if not files:
+            problems.append(f"{folder}: no audio files in this folder (looked for {', '.join(sorted(_COMMON))}, ...)")
+        for p in files:
+            add(p, rel_base / p.parent.relative_to(folder))
+
+    for item in inputs:
+        item = os.path.expanduser(str(item))
+        path = Path(item)
+        if path.is_dir():
+            add_dir(path, Path())
+        elif path.exists():
+            add(path, Path())
+        elif GLOB_CHARS & set(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                problems.append(f"{item}: no files match this pattern")
+            for m in matches:
+                mp = Path(m)
+                if mp.is_dir():
+                    add_dir(mp, Path())
+                elif is_audio_name(mp):
+                    add(mp, Path())
+        else:
+            problems.append(f"{item}: no such file or folder")
+    return found, problems
+
+
+_COMMON = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _format_seconds(s: float) -> str:
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.2f} h"
+
+
+def _audio_seconds(path) -> float:
+    try:
+        import soundfile as sf
+
+        return float(sf.info(os.fspath(path)).duration)
+    except Exception:
+        return 0.0
+
+
+def _load(model, device):
+    from .checkpoint import CheckpointError
+    from .core import get_model
+
+    try:
+        return get_model(model, device)
+    except CheckpointError as e:
+        raise click.ClickException(str(e))
+    except (RuntimeError, ValueError) as e:  # e.g. an unknown or unavailable torch device
+        raise click.ClickException(f"cannot load the model on device {device!r}: {e}")
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument, if it is not a sub-command, goes to the default `embed` command."""
+
+    default_command = "embed"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_command] + list(args)
+        elif not args:
+            args = [self.default_command]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write("Usage: coala-embed INPUTS... --output-dir DIR [OPTIONS]\n"
+                        "       coala-embed tags FILES... [--top-k K] [OPTIONS]\n")
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version=__version__, prog_name="coala-embed")
+def main():
+    """COALA audio embeddings (1152-d, from co-aligned audio and tag autoencoders).
+
+    \b
+      coala-embed INPUTS... --output-dir DIR   embed audio files (the default command)
+      coala-embed tags FILES...                print zero-shot tags of audio files
+
+    Run `coala-embed embed --help` or `coala-embed tags --help` for the options.
+    """
+
+
+def _common_options(f):
+    f = click.option("--resampler", type=click.Choice(RESAMPLERS), default="soxr_hq", show_default=True,
+                     help="Resampling filter: soxr's HQ (streaming) or resampy's kaiser_best / kaiser_fast.")(f)
+    f = click.option("--center", is_flag=True,
+                     help="Pad half a patch at both ends so that patch centres start at t=0.")(f)
+    f = click.option("--device", default=None,
+                     help="Torch device, e.g. cpu, cuda, cuda:1 [default: cuda if available, else cpu].")(f)
+    f = click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+                     help="Patches per forward pass, shared across files; results do not depend on it.")(f)
+    f = click.option("--hop-size", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Seconds between patch starts [default: one patch, ~2.23 s, non-overlapping].")(f)
+    f = click.option("--model", "model_source", default=None, metavar="SOURCE",
+                     help="Checkpoint folder or file, or Hugging Face Hub id org/name[@revision] "
+                          "[default: the weights bundled with the package].")(f)
+    return f
+
+
+@main.command("embed", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the .npz outputs (created if needed) [default: beside each input].")
+@click.option("--suffix", default=None, help="Write <stem>_<suffix>.npz instead of <stem>.npz.")
+@click.option("--overwrite", is_flag=True, help="Re-embed files whose output exists (default: skip them).")
+@_common_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages; errors and summary only.")
+def embed_command(inputs, output_dir, suffix, overwrite, model_source, hop_size, batch_size, device, center,
+                  resampler, quiet):
+    """Embed audio files: INPUTS are files, folders (recursive) or glob patterns.
+
+    Writes one <stem>[_suffix].npz per file holding `embedding` (T, 1152) float32 patch embeddings,
+    `timestamps` (T,) patch centres in seconds and `mean` (1152,). Existing outputs are skipped unless
+    --overwrite, so an interrupted run resumes. Bad files are reported and skipped; the exit status is 1
+    if any input failed, 2 if there was nothing to do.
+    """
+    from .core import process_file
+
+    t0 = time.perf_counter()
+    files, problems = expand_inputs(inputs)
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    if not files:
+        click.echo("error: no audio input found", err=True)
+        sys.exit(2)
+    model = _load(model_source, device)
+
+    from .core import output_path
+
+    groups: dict[Path, list[Path]] = {}
+    claimed: dict[str, Path] = {}
+    for path, rel in files:
+        target = output_path(path, None if output_dir is None else Path(output_dir) / rel, suffix)
+        key = os.path.abspath(target)
+        if key in claimed:
+            problems.append(f"{path}: its output {target} would overwrite the output of {claimed[key]}; "
+                            "rename one of them or run them separately")
+            click.echo(f"error: {problems[-1]}", err=True)
+            continue
+        claimed[key] = path
+        groups.setdefault(rel, []).append(path)
+
+    counts = {"written": 0, "skipped": 0, "failed": len(problems)}
+    audio_seconds = 0.0
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(map(len, groups.values())), unit="file", desc="coala-embed", file=sys.stderr, dynamic_ncols=True)
+
+    def on_result(result):
+        nonlocal audio_seconds
+        counts[result.status] += 1
+        if result.status == "written":
+            audio_seconds += _audio_seconds(result.path)
+        if result.status == "failed":
+            message = f"failed: {result.error}"
+            (bar.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True))
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        for rel, paths in groups.items():
+            out = None
+            if output_dir is not None:
+                out = Path(output_dir) / rel
+                try:
+                    out.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise click.ClickException(f"cannot create output folder {out}: {e.strerror or e}")
+            process_file(paths, output_dir=out, suffix=suffix, overwrite=overwrite, model=model,
+                         hop_size=hop_size, batch_size=batch_size, center=center, resampler=resampler,
+                         on_result=on_result)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    elapsed = time.perf_counter() - t0
+    summary = (f"{counts['written']} written, {counts['skipped']} skipped (output exists), "
+               f"{counts['failed']} failed in {_format_seconds(elapsed)}")
+    if audio_seconds > 0:
+        summary += f"; {_format_seconds(audio_seconds)} of audio ({audio_seconds / max(elapsed, 1e-9):.0f}x real time)"
+    click.echo(summary, err=True)
+    sys.exit(1 if counts["failed"] else 0)
+
+
+@main.command("tags", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Tags per file.")
+@_common_options
+def tags_command(inputs, top_k, model_source, hop_size, batch_size, device, center, resampler):
+    """Print zero-shot tags of audio files (files, folders or glob patterns).
+
+    Tags are the model's vocabulary words whose aligned vectors are closest (cosine similarity) to the
+    clip's aligned audio vector. One line per file: `path<TAB>tag (similarity), ...`.
+    """
+    import numpy as np
+
+    from .core import _rank_tags, embed_files
+
+    files, problems = expand_inputs(inputs)
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    if not files:
+        click.echo("error: no audio input found", err=True)
+        sys.exit(2)
+    model = _load(model_source, device)
+    if not model.net.has_tag_space:
+        raise click.ClickException(f"this {model.net.cfg.variant} checkpoint has no tag space to predict tags with")
+    failed = len(problems)
+    for path, emb, _, error in embed_files([p for p, _ in files], model=model, hop_size=hop_size,
+                                           batch_size=batch_size, center=center, resampler=resampler):
+        if error is not None:
+            click.echo(f"failed: {error}", err=True)
+            failed += 1
+            continue
+        mean = emb.mean(axis=0, dtype=np.float64).astype(np.float32)[None]
+        ranked = _rank_tags(model, mean, top_k)[0]
+        click.echo(f"{path}\t" + ", ".join(f"{tag} ({sim:.3f})" for tag, sim in ranked))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":  # python -m coala_embed.cli
+    main()
