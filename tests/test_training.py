@@ -1,0 +1,160 @@
+"""A full tiny run: generated corpus -> patches -> train -> export -> load_model -> embed; plus the
+published HDF5 layout, resuming, the variants, and DistributedDataParallel with 2 gloo processes."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import coala_embed
+from training import export, prepare, train
+from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
+from training.losses import generalised_kl, nt_xent
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"epochs": 2, "batch_size": 8, "png_every": 1, "num_threads": 1, "device": "cpu"}
+
+
+def _config(**over):
+    cfg = json.loads((REPO / "training" / "configs" / "paper.json").read_text())
+    cfg.update(TINY)
+    cfg.update(over)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """40 short clips of four kinds (low tone, high tone, noise, clicks), each tagged accordingly."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    kinds = {"low": ["tone", "low"], "high": ["tone", "high"], "noise": ["noise"], "click": ["click", "percussive"]}
+    rows = []
+    for i in range(40):
+        kind = list(kinds)[i % 4]
+        sr = 44100 if i % 5 == 0 else 22000
+        n = int(sr * rng.uniform(0.5, 4.0))
+        t = np.arange(n) / sr
+        if kind == "low":
+            y = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t)
+        elif kind == "high":
+            y = 0.3 * np.sin(2 * np.pi * rng.uniform(2000, 5000) * t)
+        elif kind == "noise":
+            y = 0.1 * rng.standard_normal(n)
+        else:
+            y = np.zeros(n)
+            y[:: sr // 8] = 0.9
+        path = root / "audio" / f"{kind}_{i}.flac"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, y, sr)
+        rows.append({"path": f"audio/{path.name}", "tags": kinds[kind], "package": "generated"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "vocab.json").write_text(json.dumps(["tone", "low", "high", "noise", "click", "percussive"]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    prepare.prepare(corpus, out, workers=1)
+    return out
+
+
+def test_prepare_writes_scaled_patches_and_stratified_split(prepared):
+    meta = json.loads((prepared / "meta.json").read_text())
+    assert meta["clips"] == 40 and meta["train_patches"] + meta["val_patches"] == 40
+    assert 3 <= meta["val_patches"] <= 6
+    tr, va = load_prepared(prepared, "train"), load_prepared(prepared, "val")
+    assert tr.patches.shape[1:] == (96, 96) and tr.tags.shape[1] == 6
+    # the scaler is fitted on the training patches: exactly [0, 1] there
+    assert float(np.min(tr.patches)) == pytest.approx(0.0, abs=1e-6)
+    assert float(np.max(tr.patches)) == pytest.approx(1.0, abs=1e-6)
+    fe = coala_embed.FrontEnd.from_dict(meta["frontend"])
+    assert len(fe.scaler_min) == 96 and fe.sample_rate == 22000
+
+
+def test_best_patch_is_the_loudest():
+    fe = coala_embed.FrontEnd()
+    frames = np.zeros((400, 96), np.float32)
+    frames[240:336] = 5.0
+    assert prepare.best_patch_starts(frames, fe) == [240]
+    assert len(prepare.best_patch_starts(frames, fe, k=3)) == 3
+
+
+def test_losses():
+    x = torch.rand(4, 1, 96, 96)
+    assert float(generalised_kl(x, x)) == pytest.approx(0.0, abs=1e-3)
+    assert float(generalised_kl(x, torch.rand_like(x))) > 1.0
+    a = torch.randn(8, 16)
+    assert float(nt_xent(a, a, 0.1)) < float(nt_xent(a, torch.randn(8, 16), 0.1))
+
+
+def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):
+    run = tmp_path / "run"
+    summary = train.train(_config(), run, data=prepared)
+    assert summary["epochs"] == 2
+    log = (run / "log.csv").read_text().splitlines()
+    assert len(log) == 3 and "val_contrastive" in log[0] and "patches_per_s" in log[0]
+    assert (run / "recon" / "epoch_002.png").exists()
+    folder = export.export_run(run, tmp_path / "export")
+    model = coala_embed.load_model(folder, device="cpu")
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["provenance"]["epochs_trained"] == 2 and cfg["provenance"]["corpus_manifest_sha256"]
+    assert model.tags[:2] == ["tone", "low"]
+    y = 0.3 * np.sin(2 * np.pi * 200 * np.arange(44100) / 22050)
+    emb = coala_embed.get_embedding(y, 22050, model=model)
+    assert emb.shape == (1152,) and np.isfinite(emb).all()
+    assert len(coala_embed.predict_tags(y, 22050, top_k=3, model=model)) == 3
+
+
+def test_resume_continues_from_the_checkpoint(prepared, tmp_path, capsys):
+    run = tmp_path / "run"
+    train.train(_config(epochs=1), run, data=prepared)
+    first = torch.load(run / "ckpt.pt", weights_only=True)["net"]
+    summary = train.train(_config(epochs=2), run, data=prepared)
+    assert "resumed from" in capsys.readouterr().out
+    assert summary["epochs"] == 2
+    assert [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
+    second = torch.load(run / "ckpt.pt", weights_only=True)["net"]
+    assert not torch.equal(first["audio_encoder.blocks.0.0.weight"], second["audio_encoder.blocks.0.0.weight"])
+
+
+@pytest.mark.parametrize("variant", ["e-c", "cnn"])
+def test_ablation_variants_train(prepared, tmp_path, variant):
+    summary = train.train(_config(variant=variant, epochs=1, bf16=False, channels_last=False), tmp_path / variant, data=prepared)
+    assert np.isfinite(summary["final"]["train_total"])
+
+
+def test_published_hdf5_layout(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    for name, n in (("spec_tags_top_1000", 24), ("spec_tags_top_1000_val", 8)):
+        with h5py.File(tmp_path / name, "w") as f:
+            g = f.create_group("dataset")
+            g["data"] = rng.random((n, 96, 96), dtype=np.float32)
+            g["label"] = (rng.random((n, 1000)) < 0.01).astype(np.int16)
+            g["id"] = np.arange(n, dtype=np.int32)[:, None]
+    (tmp_path / "tags.json").write_text(json.dumps({str(i): f"tag{i}" for i in range(1000)}))
+    data = load_hdf5(tmp_path / "spec_tags_top_1000")
+    x, t = data.batch(np.array([5, 1, 3]))
+    assert x.shape == (3, 96, 96) and t.shape == (3, 1000) and x.dtype == np.float32
+    assert load_hdf5_vocabulary(tmp_path / "tags.json")[7] == "tag7"
+    files = [str(tmp_path / n) for n in ("spec_tags_top_1000", "spec_tags_top_1000_val", "tags.json")]
+    summary = train.train(_config(epochs=1), tmp_path / "run", hdf5=files)
+    assert summary["epochs"] == 1
+
+
+def test_distributed_two_gloo_processes(prepared, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "training.train", "--data", str(prepared), "--out", str(run),
+           "--set", "epochs=1", "batch_size=4", "device=\"cpu\"", "num_threads=1", "png_every=0"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert row["epoch"] == 1 and np.isfinite(row["train_total"])

@@ -1,0 +1,58 @@
+"""Patch sets the trainer reads: this project's prepared folders and the published COALA HDF5 files.
+
+A prepared folder (written by `training.prepare`) holds, per split, `<split>_patches.npy`
+(N, n_mels, frames) float32 scaled patches and `<split>_tags.npy` (N, n_tags) uint8 multi-hot, read
+through memory maps, plus `meta.json` (front end with scaler, tag vocabulary, corpus hash).
+The published layout (Zenodo 3887261) is an HDF5 file with group `dataset` holding `data` (N, 96, 96),
+`label` (N, 1000) and `id` (N, 1), with the tag vocabulary in a JSON map from index to word.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+class PatchSet:
+    """Random access to (patches, multi-hot tags) by index arrays."""
+
+    def __init__(self, patches, tags):
+        if len(patches) != len(tags):
+            raise ValueError(f"{len(patches)} patches but {len(tags)} tag rows")
+        self.patches, self.tags = patches, tags
+
+    def __len__(self):
+        return len(self.patches)
+
+    @property
+    def n_tags(self) -> int:
+        return self.tags.shape[1]
+
+    def batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.sort(idx)  # sorted reads are sequential on disk and required by h5py
+        return np.asarray(self.patches[idx], np.float32), np.asarray(self.tags[idx], np.float32)
+
+
+def load_prepared(folder, split: str) -> PatchSet:
+    folder = Path(folder)
+    return PatchSet(np.load(folder / f"{split}_patches.npy", mmap_mode="r"),
+                    np.load(folder / f"{split}_tags.npy", mmap_mode="r"))
+
+
+def load_prepared_meta(folder) -> dict:
+    return json.loads((Path(folder) / "meta.json").read_text())
+
+
+def load_hdf5(path) -> PatchSet:
+    """A published COALA HDF5 file (spec_tags_top_1000[_val]); read lazily through h5py."""
+    import h5py
+
+    group = h5py.File(path, "r")["dataset"]
+    return PatchSet(group["data"], group["label"])
+
+
+def load_hdf5_vocabulary(path) -> list[str]:
+    """The JSON map from tag index to tag word, as a list ordered by index."""
+    mapping = json.loads(Path(path).read_text())
+    return [mapping[str(i)] for i in range(len(mapping))]
