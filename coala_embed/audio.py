@@ -276,9 +276,10 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
     P, hop = fe.patch_frames, fe.hop_length
     half = fe.n_fft // 2
     offset = 0.0
+    lead_samples = 0
     lead = np.zeros(half, np.float32)  # centre padding of the STFT
     if center:
-        lead_samples = (P // 2) * hop
+        lead_samples = (P - 1) * hop // 2  # the first patch's centre (frame (P-1)/2) falls on t=0
         lead = np.zeros(half + lead_samples, np.float32)
         offset = lead_samples / fe.sample_rate
     limit = None if clip_seconds is None else int(round(clip_seconds * fe.sample_rate))
@@ -331,11 +332,12 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
         yield from compute_frames(False)
     if n_signal == 0:
         raise AudioError("contains no samples")
-    tail = max(0, fe.min_samples - n_signal)  # short audio: pad to one patch
+    # short audio: pad to one patch (centred patching pads a whole patch already)
+    tail = 0 if center else max(0, fe.min_samples - n_signal)
     if limit is not None:
         tail = max(tail, limit - n_signal)
     if center:
-        tail += (P - P // 2) * hop
+        tail += P * hop - lead_samples
     buf = np.concatenate([buf, np.zeros(tail + half, np.float32)])
     yield from compute_frames(True)
 

@@ -1,0 +1,100 @@
+"""A scikit-learn transformer: audio files or arrays in, 1152-d COALA clip embeddings out.
+
+    from sklearn.pipeline import make_pipeline
+    from sklearn.linear_model import LogisticRegression
+    from coala_embed.sklearn import CoalaEmbedder
+
+    clf = make_pipeline(CoalaEmbedder(), LogisticRegression(max_iter=1000))
+    clf.fit(train_paths, train_labels)          # a list of audio file paths
+    clf.predict(test_paths)
+
+Needs scikit-learn (`pip install "coala-embed[sklearn]"`). The transformer is stateless: `fit` only
+loads the model. The model is loaded lazily and cached per (source, device) outside the estimator's
+parameters, so `clone`, `get_params`, pickling and cross-validation copy only the small parameters.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from . import core
+from .audio import AudioError
+from .checkpoint import Model
+
+
+class CoalaEmbedder(TransformerMixin, BaseEstimator):
+    """COALA clip embeddings (mean over 96-frame patches) of audio files or arrays.
+
+    Args:
+        model: None for the bundled weights; a checkpoint folder or file; a Hugging Face Hub id
+            org/name[@revision]; or a `Model` from `coala_embed.load_model`.
+        sr: sample rate in Hz of array inputs (8000-192000); not needed for file paths.
+        hop_size: seconds between patch starts; default one patch (~2.23 s, non-overlapping).
+        batch_size: patches per forward pass; results do not depend on it.
+        device: torch device ('cpu', 'cuda', ...); default CUDA if available.
+
+    `transform(X)` takes a list (or 1-d object array) whose items are file paths or audio arrays of
+    shape (n_samples,) or (n_samples, n_channels), or a 2-d numeric array of equal-length mono clips
+    (one per row); it returns a float32 array (n_clips, 1152).
+    """
+
+    def __init__(self, model=None, sr=None, hop_size=None, batch_size=32, device=None):
+        self.model = model
+        self.sr = sr
+        self.hop_size = hop_size
+        self.batch_size = batch_size
+        self.device = device
+
+    def _model(self) -> Model:
+        return core.get_model(self.model, self.device)
+
+    def fit(self, X=None, y=None):
+        """Load the model (nothing is learnt); returns self."""
+        self.embedding_size_ = self._model().embedding_size
+        return self
+
+    def _items(self, X) -> list:
+        if isinstance(X, (str, os.PathLike)):
+            raise TypeError("X must be a list of paths or arrays, not a single path; wrap it in a list")
+        if isinstance(X, np.ndarray) and X.dtype.kind in "iuf":
+            if X.ndim == 1:
+                raise ValueError("a 1-d numeric X is ambiguous; pass [clip] for one clip, or a 2-d (n_clips, n_samples) array")
+            if X.ndim != 2:
+                raise ValueError(f"a numeric X must be 2-d (n_clips, n_samples), got shape {X.shape}")
+            return list(X)
+        if hasattr(X, "to_numpy"):  # a pandas Series or one-column DataFrame of paths
+            X = np.asarray(X.to_numpy()).ravel()
+        return list(X)
+
+    def transform(self, X) -> np.ndarray:
+        """Embed each item of X; returns (n_items, embedding_size) float32."""
+        model = self._model()
+        items = self._items(X)
+        hop_frames = model.frontend.hop_frames(self.hop_size)
+        jobs = []
+        for i, item in enumerate(items):
+            if isinstance(item, (str, os.PathLike)):
+                jobs.append((i, core._file_job(item, model, hop_frames, False, None, "soxr_hq")))
+            else:
+                if self.sr is None:
+                    raise ValueError("array inputs need the sample rate: CoalaEmbedder(sr=...)")
+                jobs.append((i, core._array_job(item, self.sr, f"X[{i}]", model, hop_frames, False, None, "soxr_hq")))
+        out = np.zeros((len(items), model.embedding_size), np.float32)
+        for i, emb, _, error in core._embed_jobs(model, jobs, self.batch_size):
+            if error is not None:
+                raise AudioError(error)
+            out[i] = emb.mean(axis=0, dtype=np.float64)
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        n = getattr(self, "embedding_size_", None) or self._model().embedding_size
+        return np.asarray([f"coala{i}" for i in range(n)], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
