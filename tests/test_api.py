@@ -1,0 +1,213 @@
+"""The Python API: shapes, determinism, files and their outputs, the tag side."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import coala_embed
+from coala_embed import AudioError, get_embedding, get_tag_embedding, predict_tags, process_file
+from coala_embed import core
+
+from conftest import TAGS, tone, write_wav
+
+
+def test_mean_and_frames(model):
+    y = tone(5.0, 22050)
+    emb = get_embedding(y, 22050, model=model)
+    assert emb.shape == (1152,) and emb.dtype == np.float32 and np.isfinite(emb).all()
+    frames, ts = get_embedding(y, 22050, model=model, frames=True)
+    assert frames.shape == (2, 1152) and frames.dtype == np.float32
+    assert ts.shape == (2,)
+    patch = 96 * 512 / 22000
+    np.testing.assert_allclose(ts, [(95 / 2) * 512 / 22000, (95 / 2) * 512 / 22000 + patch], rtol=1e-9)
+    np.testing.assert_allclose(frames.mean(axis=0), emb, atol=1e-6)
+
+
+def test_hop_size_and_center(model):
+    y = tone(4.0, 22000)
+    frames, ts = get_embedding(y, 22000, model=model, frames=True, hop_size=0.5)
+    assert len(frames) == len(ts) > 2
+    np.testing.assert_allclose(np.diff(ts), 21 * 512 / 22000)  # 0.5 s = 21.48 frames -> 21
+    _, tc = get_embedding(y, 22000, model=model, frames=True, hop_size=0.5, center=True)
+    assert tc[0] == 0.0 and 3.5 < tc[-1] <= 4.0
+    with pytest.raises(ValueError, match="hop_size"):
+        get_embedding(y, 22000, model=model, hop_size=0)
+
+
+def test_clip_seconds_reference_padding(model):
+    frames, _ = get_embedding(tone(1.0, 22000), 22000, model=model, frames=True, clip_seconds=10)
+    assert len(frames) == 4  # 10 s padded -> 4 whole non-overlapping patches, as the reference
+
+
+def test_list_of_clips_matches_single_calls(model):
+    clips = [tone(1.0, 8000), tone(4.0, 44100, 660, channels=2), tone(2.5, 16000, 100)]
+    rates = [8000, 44100, 16000]
+    batched = get_embedding(clips, rates, model=model, batch_size=3)
+    assert isinstance(batched, list) and len(batched) == 3
+    for clip, sr, emb in zip(clips, rates, batched):
+        np.testing.assert_allclose(get_embedding(clip, sr, model=model), emb, atol=1e-5)
+    with pytest.raises(ValueError, match="sample rates"):
+        get_embedding(clips, [8000, 16000], model=model)
+
+
+def test_deterministic_across_runs_and_batch_sizes(model):
+    y = tone(12.0, 44100, 523, seed=3)
+    a, _ = get_embedding(y, 44100, model=model, frames=True, hop_size=1.0)
+    b, _ = get_embedding(y, 44100, model=model, frames=True, hop_size=1.0)
+    np.testing.assert_array_equal(a, b)  # same call, same bits
+    for bs in (1, 5, 64):
+        c, _ = get_embedding(y, 44100, model=model, frames=True, hop_size=1.0, batch_size=bs)
+        np.testing.assert_allclose(c, a, atol=1e-5, rtol=0)
+
+
+def test_deterministic_single_vs_many_files(model, wav_dir, tmp_path):
+    paths = sorted(str(p) for p in wav_dir.glob("*.wav"))
+    many = {p: (e, t) for p, e, t, err in coala_embed.embed_files(paths, model=model, batch_size=4)}
+    for p in paths:
+        (_, e, t, err), = coala_embed.embed_files([p], model=model, batch_size=32)
+        assert err is None
+        np.testing.assert_allclose(e, many[p][0], atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(t, many[p][1])
+        # and a file gives what its decoded array gives
+        y, sr = sf.read(p)
+        np.testing.assert_allclose(get_embedding(y, sr, model=model), e.mean(axis=0), atol=1e-5)
+
+
+def test_int_and_float_arrays(model):
+    y = tone(3.0, 16000)
+    ref = get_embedding(y, 16000, model=model)
+    y16 = np.round(y * 32767).astype(np.int16)
+    np.testing.assert_allclose(get_embedding(y16, 16000, model=model), ref, atol=2e-3)
+    np.testing.assert_allclose(get_embedding(y.astype(np.float64), 16000, model=model), ref, atol=1e-5)
+    y32 = y16.astype(np.int32) << 16
+    np.testing.assert_allclose(get_embedding(y32, 16000, model=model), get_embedding(y16, 16000, model=model), atol=1e-5)
+
+
+def test_npz_contents(model, wav_dir, tmp_path):
+    out = tmp_path / "feats"
+    results = process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model, suffix="coala")
+    assert [r.status for r in results] == ["written"] * 3
+    assert sorted(os.listdir(out)) == ["a_coala.npz", "b_coala.npz", "c_coala.npz"]
+    with np.load(out / "b_coala.npz") as z:
+        assert set(z.files) == {"embedding", "timestamps", "mean"}
+        assert z["embedding"].shape == (2, 1152) and z["embedding"].dtype == np.float32
+        assert z["timestamps"].shape == (2,) and z["timestamps"].dtype == np.float64
+        assert z["mean"].shape == (1152,) and z["mean"].dtype == np.float32
+        np.testing.assert_allclose(z["mean"], z["embedding"].mean(axis=0), atol=1e-6)
+        y, sr = sf.read(wav_dir / "b.wav")
+        np.testing.assert_allclose(z["mean"], get_embedding(y, sr, model=model), atol=1e-5)
+    assert results[1].n_patches == 2
+
+
+def test_outputs_beside_inputs_by_default(model, wav_dir):
+    (r,) = process_file(str(wav_dir / "c.wav"), model=model)
+    assert r.status == "written" and r.output == str(wav_dir / "c.npz") and (wav_dir / "c.npz").exists()
+
+
+def test_skip_existing_and_overwrite(model, wav_dir, tmp_path):
+    paths = sorted(wav_dir.glob("*.wav"))
+    out = tmp_path / "feats"
+    process_file(paths, output_dir=out, model=model)
+    stamp = (out / "a.npz").stat().st_mtime_ns
+    os.utime(out / "a.npz", ns=(stamp - 10**9, stamp - 10**9))
+    (out / "b.npz").unlink()
+    results = process_file(paths, output_dir=out, model=model, batch_size=4)
+    assert [r.status for r in results] == ["skipped", "written", "skipped"]
+    assert (out / "a.npz").stat().st_mtime_ns == stamp - 10**9
+    results = process_file(paths, output_dir=out, model=model, overwrite=True)
+    assert [r.status for r in results] == ["written"] * 3
+    assert (out / "a.npz").stat().st_mtime_ns != stamp - 10**9
+
+
+def test_last_partial_batch_flushed_when_later_files_skipped(model, wav_dir, tmp_path):
+    paths = sorted(wav_dir.glob("*.wav"))
+    out = tmp_path / "feats"
+    process_file(paths[2:], output_dir=out, model=model)  # c exists: skipped at the end of the run
+    results = process_file(paths, output_dir=out, model=model, batch_size=1000)
+    assert [r.status for r in results] == ["written", "written", "skipped"]
+    for name in ("a", "b"):
+        with np.load(out / f"{name}.npz") as z:
+            assert len(z["embedding"]) >= 1
+
+
+def test_output_name_collision(model, tmp_path):
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        write_wav(tmp_path / sub / "same.wav", 1.0)
+    results = process_file([tmp_path / "x" / "same.wav", tmp_path / "y" / "same.wav"], output_dir=tmp_path / "o", model=model)
+    assert [r.status for r in results] == ["written", "failed"]
+    assert "would overwrite" in results[1].error
+
+
+def test_atomic_write_leaves_no_partial_file(model, wav_dir, tmp_path, monkeypatch):
+    out = tmp_path / "feats"
+    out.mkdir()
+    real_savez = np.savez
+    calls = {"n": 0}
+
+    def failing_savez(f, **arrays):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            f.write(b"PK\x03\x04 half an archive")
+            raise OSError(28, "No space left on device")
+        return real_savez(f, **arrays)
+
+    monkeypatch.setattr(core.np, "savez", failing_savez)
+    results = process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
+    assert [r.status for r in results] == ["written", "failed", "written"]
+    assert "No space left" in results[1].error and "b.wav" in results[1].error
+    assert sorted(os.listdir(out)) == ["a.npz", "c.npz"]  # no b.npz, no temporary file
+
+    # an interrupt (not an error) mid-write also leaves nothing behind, and the re-run resumes
+    calls["n"] = 1
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(core.np, "savez", lambda f, **a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
+    assert sorted(os.listdir(out)) == ["a.npz", "c.npz"]
+    monkeypatch.setattr(core.np, "savez", real_savez)
+    results = process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
+    assert [r.status for r in results] == ["skipped", "written", "skipped"]
+    assert sorted(os.listdir(out)) == ["a.npz", "b.npz", "c.npz"]
+
+
+def test_on_result_callback_order(model, wav_dir, tmp_path):
+    seen = []
+    paths = sorted(wav_dir.glob("*.wav")) + [tmp_path / "missing.wav"]
+    results = process_file(paths, output_dir=tmp_path / "o", model=model, on_result=seen.append)
+    assert [r.path for r in seen] == [str(p) for p in paths]
+    assert results[-1].status == "failed" and "no such file" in results[-1].error
+
+
+def test_tag_side(model):
+    v = get_tag_embedding("tag03", model=model)
+    assert v.shape == (1152,) and v.dtype == np.float32
+    vs = get_tag_embedding([["tag03"], ["tag01", "tag02"]], model=model)
+    assert vs.shape == (2, 1152)
+    np.testing.assert_allclose(vs[0], v, atol=1e-6)
+    with pytest.raises(ValueError, match="vocabulary"):
+        get_tag_embedding("not-a-tag", model=model)
+    tags = predict_tags(tone(2.0, 22050), 22050, top_k=5, model=model)
+    assert len(tags) == 5 and all(t in TAGS for t, _ in tags)
+    sims = [s for _, s in tags]
+    assert sims == sorted(sims, reverse=True) and all(-1 <= s <= 1 for s in sims)
+    both = predict_tags([tone(2.0, 22050), tone(1.0, 8000)], [22050, 8000], top_k=3, model=model)
+    assert len(both) == 2 and [t for t, _ in both[0]] == [t for t, _ in tags[:3]]
+    np.testing.assert_allclose([s for _, s in both[0]], sims[:3], atol=1e-5)
+
+
+def test_model_by_path_is_loaded_once(ckpt_dir):
+    m1 = core.get_model(str(ckpt_dir), "cpu")
+    m2 = core.get_model(str(ckpt_dir), "cpu")
+    assert m1 is m2
+    emb = get_embedding(tone(1.0, 22050), 22050, model=str(ckpt_dir), device="cpu")
+    assert emb.shape == (1152,)
+
+
+def test_model_file_sources(ckpt_dir):
+    a = coala_embed.load_model(ckpt_dir / "config.json", device="cpu")
+    b = coala_embed.load_model(ckpt_dir / "model.safetensors", device="cpu")
+    assert a.sha256 == b.sha256 and len(a.tags) == 20 and a.embedding_size == 1152
+    assert a.config["provenance"] == {"note": "test checkpoint"}
