@@ -1,0 +1,234 @@
+"""training.evaluate on tiny generated data sets: real outcomes, not just that it runs."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+from coala_embed import COALA, FrontEnd, ModelConfig, save_checkpoint  # noqa: E402
+from coala_embed.core import process_file  # noqa: E402
+from training import evaluate as ev  # noqa: E402
+from training import features  # noqa: E402
+
+torch.set_num_threads(1)
+
+SR = 16000
+CLASSES = ("low", "high", "noise")
+
+
+def clip(kind: str, rng: np.random.RandomState, seconds: float = 0.4) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    amp = rng.uniform(0.1, 0.5)
+    if kind == "noise":
+        y = amp * rng.randn(len(t)) / 3
+    else:
+        f = (300.0 if kind == "low" else 2500.0) * rng.uniform(0.97, 1.03)
+        y = amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) + 0.005 * rng.randn(len(t))
+    return np.clip(y, -1, 1).astype(np.float32)
+
+
+def make_set(root, n_per_class: int = 10, layout: str = "csv", shuffle_labels: bool = False,
+             groups: bool = True, seed: int = 0):
+    """Tones at two pitches vs noise; groups of two consecutive clips of a class ('recordings')."""
+    rng = np.random.RandomState(seed)
+    root.mkdir(parents=True)
+    rows = []
+    for c in CLASSES:
+        for i in range(n_per_class):
+            name = f"{c}_{i:02d}.wav"
+            folder = root / c if layout == "folders" else root
+            folder.mkdir(exist_ok=True)
+            sf.write(folder / name, clip(c, rng), SR)
+            rows.append([name, c, f"{c}-rec{i // 2}"])
+    if layout == "csv":
+        labels = [r[1] for r in rows]
+        if shuffle_labels:
+            labels = list(np.random.RandomState(seed + 1).permutation(labels))
+        with open(root / "labels.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "label", "group"] if groups else ["file", "label"])
+            for r, lab in zip(rows, labels):
+                w.writerow([r[0], lab, r[2]] if groups else [r[0], lab])
+    return root
+
+
+def run(ds_root, out, cache, extractors=None, seeds=(0, 1), correlation=False, tsne="none"):
+    datasets, skipped = ev.find_datasets([ds_root])
+    extractors = extractors or [ev.mfcc_extractor()]
+    settings = ev.ClassifierSettings(max_iter=300, seeds=tuple(seeds))
+    return ev.evaluate(datasets, extractors, out, settings, cache_root=cache, correlation=correlation, tsne=tsne,
+                       skipped=skipped, progress=False)
+
+
+@pytest.fixture(scope="module")
+def separable(tmp_path_factory):
+    return make_set(tmp_path_factory.mktemp("sets") / "tones")
+
+
+def test_mfcc_separates_deterministic_and_cached(separable, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = run(separable, tmp_path / "out1", cache, correlation=True, tsne="auto")
+    task = first["tasks"]["tones"]
+    assert task["n_clips"] == 30 and task["n_classes"] == 3 and task["group_column"] == "group"
+    acc = task["accuracy"]["mfcc"]
+    assert acc["mean"] > 0.9, acc  # chance is 1/3
+    assert acc["n_fits"] == 10 and task["splitter"].startswith("StratifiedGroupKFold")
+    assert first["timings"]["tones"]["mfcc"]["extracted"] == 30
+    # correlation analysis: the MFCC anchor does correlate with MFCC statistics, above the chance level
+    corr = task["correlation"]["mfcc"]["mfcc"]
+    assert corr["cca"] > corr["cca_null"] + 0.2
+    for name in ("results.json", "results.md", "accuracy.png", "tsne_tones.png"):
+        assert (tmp_path / "out1" / name).stat().st_size > 0
+    md = (tmp_path / "out1" / "results.md").read_text()
+    assert "| MFCC (120-d) |" in md and " ± " in md
+    json.loads((tmp_path / "out1" / "results.json").read_text())
+
+    # second run: everything from the cache (extraction would fail), identical figures
+    def boom(path):
+        raise AssertionError("re-extracted a cached clip")
+    monkeypatch.setattr(features, "mfcc_anchor", boom)
+    monkeypatch.setattr(features, "clip_stats", boom)
+    second = run(separable, tmp_path / "out2", cache, correlation=True)
+    t = second["timings"]["tones"]
+    assert t["mfcc"]["cache_hits"] == 30 and t["mfcc"]["extracted"] == 0 and t["mfcc"]["failed"] == 0
+    assert t["descriptors"]["cache_hits"] == 30
+    assert second["tasks"]["tones"]["accuracy"]["mfcc"] == acc
+
+    # other classifier settings reuse the cache too; other seeds give other folds
+    third = run(separable, tmp_path / "out3", cache, seeds=(5,))
+    assert third["timings"]["tones"]["mfcc"]["cache_hits"] == 30
+    assert list(third["tasks"]["tones"]["accuracy"]["mfcc"]["fold_accuracies"]) == ["5"]
+
+
+def test_shuffled_labels_near_chance(tmp_path):
+    root = make_set(tmp_path / "shuffled", n_per_class=20, shuffle_labels=True, groups=False)
+    res = run(root, tmp_path / "out", None, seeds=(0, 1, 2))
+    task = res["tasks"]["shuffled"]
+    assert task["group_column"] is None and task["splitter"].startswith("StratifiedKFold")
+    assert abs(task["chance"] - 1 / 3) < 1e-9
+    assert task["accuracy"]["mfcc"]["mean"] < 0.55, task["accuracy"]["mfcc"]
+
+
+def test_subfolder_layout(tmp_path):
+    root = make_set(tmp_path / "folders", n_per_class=6, layout="folders")
+    ds = ev.load_dataset(root)
+    assert ds.layout == "sub-folders" and ds.groups is None
+    assert ds.classes == sorted(CLASSES) and len(ds.files) == 18
+    assert all(f.parent.name == lab for f, lab in zip(ds.files, ds.labels))
+    res = run(root, tmp_path / "out", None, seeds=(0,))
+    assert res["tasks"]["folders"]["accuracy"]["mfcc"]["mean"] > 0.8
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_group_splits_never_straddle(seed):
+    rng = np.random.RandomState(seed)
+    labels = np.asarray([str(d) for d in range(10) for _ in range(30)], dtype=object)
+    speakers = np.asarray([f"s{rng.randint(6)}" for _ in labels], dtype=object)
+    pairs, desc = ev.make_splits(labels, speakers, 5, seed)
+    assert desc.startswith("StratifiedGroupKFold(n_splits=5")
+    seen = np.zeros(len(labels), int)
+    for tr, te in pairs:
+        assert not set(speakers[tr]) & set(speakers[te])
+        seen[te] += 1
+    assert (seen == 1).all()  # every clip is tested exactly once per seed
+    # fewer groups than folds: as many folds as groups
+    pairs, desc = ev.make_splits(labels, np.asarray([f"g{i % 3}" for i in range(len(labels))], dtype=object), 5, seed)
+    assert len(pairs) == 3 and "n_splits=3" in desc
+
+
+def test_absent_sets_skipped(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = ev.main(["--no-default-data", "--data", str(tmp_path / "nowhere"), "--no-random", "--out", str(out),
+                  "--no-cache", "--no-progress"])
+    assert rc == 0
+    assert "skipping data set" in capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    assert res["tasks"] == {} and res["skipped_datasets"][0]["reason"] == "not found"
+    # an absent set beside a present one: the present one is evaluated
+    root = make_set(tmp_path / "present", n_per_class=4)
+    datasets, skipped = ev.find_datasets([tmp_path / "nowhere", root], announce=lambda m: None)
+    assert [d.name for d in datasets] == ["present"] and len(skipped) == 1
+
+
+def test_labels_csv_third_column_and_missing_files(tmp_path):
+    root = tmp_path / "spk"
+    root.mkdir()
+    rng = np.random.RandomState(0)
+    with open(root / "labels.csv", "w") as f:
+        f.write("file,label,speaker\n")
+        for i in range(4):
+            sf.write(root / f"{i}.wav", clip("low", rng), SR)
+            f.write(f"{i}.wav,{i % 2},spk{i // 2}\n")
+        f.write("gone.wav,0,spk9\n")
+    ds = ev.load_dataset(root)
+    assert ds.group_column == "speaker" and list(ds.groups) == ["spk0", "spk0", "spk1", "spk1"]
+    assert len(ds.files) == 4 and "gone.wav" in ds.dropped[0]
+
+
+def make_tiny_checkpoint(folder):
+    torch.manual_seed(0)
+    net = COALA(ModelConfig(n_tags=8)).eval()
+    fe = FrontEnd()
+    fe = fe.with_scaler(np.full(fe.n_mels, -16.0), np.full(fe.n_mels, 4.0))
+    return save_checkpoint(folder, net, fe, [f"t{i}" for i in range(8)])
+
+
+def test_model_and_random_extractors(separable, tmp_path):
+    ckpt = make_tiny_checkpoint(tmp_path / "runs" / "tiny" / "export")
+    extractors = ev.build_extractors([f"tiny={ckpt}"], mfcc=False, random=True, device="cpu")
+    model_ex, random_ex = extractors
+    assert (model_ex.name, random_ex.name) == ("tiny", "random")
+    # random: same architecture and front end (scaler included), other weights
+    assert random_ex.info["frontend_sha256"] == model_ex.info["frontend_sha256"]
+    assert random_ex.info["weights_sha256"] != model_ex.info["weights_sha256"]
+    assert model_ex.info["weights_sha256"][:16] in model_ex.identity
+    assert ev.build_extractors([str(ckpt)], mfcc=False, random=False, device="cpu")[0].name == "tiny/export"
+
+    cache = tmp_path / "cache"
+    res = run(separable, tmp_path / "out", cache, extractors=extractors, seeds=(0,))
+    for name in ("tiny", "random"):
+        assert res["tasks"]["tones"]["accuracy"][name]["mean"] > 0.5  # well above chance even untrained
+        assert res["extractors"][name]["embedding_size"] == 1152
+
+    # the cached clip vector is exactly process_file's `mean`
+    wav = sorted(separable.glob("*.wav"))[0]
+    cached = ev.VectorCache(cache, model_ex.identity).get(wav)
+    [r] = process_file(wav, output_dir=tmp_path / "npz", model=str(ckpt), device="cpu")
+    np.testing.assert_array_equal(cached, np.load(r.output)["mean"])
+
+
+def test_random_model_is_seeded():
+    a, b, c = (ev.random_model(s, device="cpu") for s in (0, 0, 1))
+    assert a.sha256 == b.sha256 != c.sha256
+    assert a.frontend.scaler_min == (0.0,) * a.frontend.n_mels  # no model given: unit scaler
+
+
+def test_cca_similarity():
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 40)
+    # the same view up to column order, scale and offset: the same principal subspace
+    same, rho = features.cca_similarity(X, X[:, rng.permutation(40)] * rng.uniform(0.1, 10, 40) + 3)
+    assert same > 0.999 and rho.size == 20  # 200 clips: at most 20 dimensions per side
+    other, _ = features.cca_similarity(X, rng.randn(200, 6))
+    assert other < 0.5
+    # an embedding driven by 5 latent factors, 3 of which make up the centroid statistics
+    latent = rng.randn(200, 5)
+    emb = latent @ rng.randn(5, 64) + 0.05 * rng.randn(200, 64)
+    stats = rng.randn(200, features.STATS_DIM)
+    stats[:, features.stats_slices()["centroid"]] = latent[:, :3] @ rng.randn(3, 3)
+    table = features.correlation_analysis(emb, stats)
+    assert table["centroid"]["cca"] > 0.99 and table["centroid"]["cca_null"] < 0.5
+
+
+def test_parse_model_arg():
+    assert ev.parse_model_arg("aec=/work/runs/a/export") == ("aec", "/work/runs/a/export")
+    assert ev.parse_model_arg("org/name@v1") == (None, "org/name@v1")
+    assert ev.parse_model_arg("bundled") == (None, "bundled")
+    assert ev.parse_seeds("3") == (0, 1, 2) and ev.parse_seeds("4,7") == (4, 7)
