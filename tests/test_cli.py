@@ -1,0 +1,164 @@
+"""The command line, through click's test runner (and once as a real process)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from coala_embed import checkpoint as ckpt_module
+from coala_embed.cli import expand_inputs, main
+
+from conftest import TAGS, write_wav
+
+
+@pytest.fixture
+def run(ckpt_dir):
+    def invoke(*args, model=True):
+        extra = ["--model", str(ckpt_dir), "--device", "cpu"] if model else []
+        args = [str(a) for a in args]
+        cmd = args[:1] if args and args[0] == "tags" else []
+        return CliRunner().invoke(main, cmd + args[len(cmd):] + extra, catch_exceptions=False)
+    return invoke
+
+
+def test_files_folders_and_globs(run, wav_dir, tmp_path):
+    out = tmp_path / "feats"
+    r = run(wav_dir / "a.wav", str(wav_dir / "[bc].wav"), "--output-dir", out)  # a quoted glob is expanded too
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(out)) == ["a.npz", "b.npz", "c.npz"]
+    assert "3 written, 0 skipped (output exists), 0 failed" in r.stderr
+    assert "of audio" in r.stderr and "real time" in r.stderr
+    with np.load(out / "b.npz") as z:
+        assert z["embedding"].shape == (2, 1152) and z["mean"].shape == (1152,)
+
+
+def test_folder_is_recursive_and_keeps_layout(run, tmp_path):
+    src = tmp_path / "corpus"
+    for sub in ("dogs", "cats/small"):
+        (src / sub).mkdir(parents=True)
+        write_wav(src / sub / "x.wav", 1.0)
+    write_wav(src / "top.wav", 1.0)
+    (src / "readme.txt").write_text("not audio")
+    (src / ".hidden").mkdir()
+    write_wav(src / ".hidden" / "h.wav", 1.0)
+    out = tmp_path / "feats"
+    r = run(src, "-o", out, "--suffix", "coala")
+    assert r.exit_code == 0, r.output
+    found = sorted(str(p.relative_to(out)) for p in out.rglob("*.npz"))
+    assert found == ["cats/small/x_coala.npz", "dogs/x_coala.npz", "top_coala.npz"]
+
+
+def test_output_collisions_are_reported(run, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        write_wav(tmp_path / sub / "same.wav", 1.0)
+    r = run(tmp_path / "a" / "same.wav", tmp_path / "b" / "same.wav", "-o", tmp_path / "o")
+    assert r.exit_code == 1
+    assert "would overwrite the output of" in r.stderr and "1 written" in r.stderr
+
+
+def test_missing_and_bad_inputs_fail_but_others_are_written(run, wav_dir, tmp_path):
+    (tmp_path / "junk.wav").write_text("not audio")
+    out = tmp_path / "feats"
+    r = run(wav_dir / "a.wav", tmp_path / "missing.wav", tmp_path / "junk.wav", str(tmp_path / "*.ogg"), "-o", out)
+    assert r.exit_code == 1
+    assert "missing.wav: no such file or folder" in r.stderr
+    assert "junk.wav: not a readable audio file" in r.stderr
+    assert "*.ogg: no files match this pattern" in r.stderr
+    assert "1 written, 0 skipped (output exists), 3 failed" in r.stderr
+    assert os.listdir(out) == ["a.npz"]
+
+
+def test_folder_without_audio(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("hi")
+    r = run(tmp_path / "empty", "-o", tmp_path / "feats")
+    assert r.exit_code == 2
+    assert "no audio files in this folder" in r.stderr and "no audio input found" in r.stderr
+
+
+def test_skip_existing_and_overwrite(run, wav_dir, tmp_path):
+    out = tmp_path / "feats"
+    assert run(wav_dir, "-o", out, "-q").exit_code == 0
+    r = run(wav_dir, "-o", out)
+    assert r.exit_code == 0 and "0 written, 3 skipped (output exists), 0 failed" in r.stderr
+    r = run(wav_dir, "-o", out, "--overwrite", "--batch-size", "1", "--hop-size", "0.5")
+    assert r.exit_code == 0 and "3 written, 0 skipped" in r.stderr
+    with np.load(out / "b.npz") as z:
+        assert len(z["embedding"]) > 2
+
+
+def test_quiet_has_no_progress_bar(run, wav_dir, tmp_path):
+    r = run(wav_dir, "-o", tmp_path / "q", "--quiet")
+    assert r.exit_code == 0
+    assert "file/s" not in r.stderr and "%|" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("3 written")
+    r = run(wav_dir, "-o", tmp_path / "p", "--center", "--resampler", "kaiser_fast")
+    assert "%|" in r.stderr  # the progress bar
+
+
+def test_unwritable_output_folder(run, wav_dir, tmp_path):
+    (tmp_path / "file").write_text("x")
+    r = run(wav_dir / "a.wav", "-o", tmp_path / "file" / "feats")
+    assert r.exit_code != 0
+    assert "cannot create output folder" in r.output
+
+
+def test_no_bundled_weights(run, wav_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(ckpt_module, "bundled_weights_dir", lambda: tmp_path)
+    r = run(wav_dir / "a.wav", "-o", tmp_path / "feats", model=False)
+    assert r.exit_code == 1 and "no weights are bundled" in r.output
+
+
+def test_tampered_model(run, tmp_path, ckpt_dir, wav_dir):
+    import shutil
+
+    bad = tmp_path / "bad_ckpt"
+    shutil.copytree(ckpt_dir, bad)
+    with open(bad / "model.safetensors", "r+b") as f:
+        f.seek(-3, 2)
+        f.write(b"xyz")
+    r = CliRunner().invoke(main, [str(wav_dir / "a.wav"), "-o", str(tmp_path / "f"), "--model", str(bad)])
+    assert r.exit_code == 1 and "does not match" in r.output
+
+
+def test_tags_command(run, wav_dir):
+    r = run("tags", wav_dir / "a.wav", wav_dir / "b.wav", "--top-k", "3")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(str(wav_dir / "a.wav") + "\t")
+    tags = [t.split(" (")[0] for t in lines[0].split("\t")[1].split(", ")]
+    assert len(tags) == 3 and all(t in TAGS for t in tags)
+    r = run("tags", wav_dir / "nothing.wav")
+    assert r.exit_code == 2 and "no such file" in r.stderr
+
+
+def test_help_and_version():
+    r = CliRunner().invoke(main, ["--help"])
+    assert r.exit_code == 0 and "coala-embed tags" in r.output
+    for sub in ("embed", "tags"):
+        r = CliRunner().invoke(main, [sub, "--help"])
+        assert r.exit_code == 0 and "--hop-size" in r.output
+    r = CliRunner().invoke(main, ["--version"])
+    assert r.exit_code == 0 and "coala-embed" in r.output
+    r = CliRunner().invoke(main, [])
+    assert r.exit_code == 2
+
+
+def test_expand_inputs_deduplicates(wav_dir):
+    files, problems = expand_inputs([str(wav_dir), str(wav_dir / "a.wav"), str(wav_dir / "*.wav")])
+    assert problems == [] and sorted(p.name for p, _ in files) == ["a.wav", "b.wav", "c.wav"]
+
+
+def test_real_process_exit_status(ckpt_dir, wav_dir, tmp_path):
+    cmd = [sys.executable, "-m", "coala_embed.cli", str(wav_dir / "a.wav"), str(tmp_path / "nope.wav"),
+           "--output-dir", str(tmp_path / "feats"), "--model", str(ckpt_dir), "--device", "cpu", "--quiet"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 1, p.stderr
+    assert "nope.wav: no such file" in p.stderr and "1 written" in p.stderr
+    assert (tmp_path / "feats" / "a.npz").exists()
