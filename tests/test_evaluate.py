@@ -93,6 +93,7 @@ def test_mfcc_separates_deterministic_and_cached(separable, tmp_path, monkeypatc
     # second run: everything from the cache (extraction would fail), identical figures
     def boom(path):
         raise AssertionError("re-extracted a cached clip")
+    monkeypatch.setattr(features, "clip_features", boom)
     monkeypatch.setattr(features, "mfcc_anchor", boom)
     monkeypatch.setattr(features, "clip_stats", boom)
     second = run(separable, tmp_path / "out2", cache, correlation=True)
@@ -232,3 +233,12 @@ def test_parse_model_arg():
     assert ev.parse_model_arg("org/name@v1") == (None, "org/name@v1")
     assert ev.parse_model_arg("bundled") == (None, "bundled")
     assert ev.parse_seeds("3") == (0, 1, 2) and ev.parse_seeds("4,7") == (4, 7)
+
+
+def test_parallel_fits_same_results():
+    rng = np.random.RandomState(0)
+    labels = np.asarray([str(i % 3) for i in range(45)], dtype=object)
+    X = (rng.randn(45, 6) + np.asarray([int(v) for v in labels])[:, None]).astype(np.float32)
+    splits = {s: ev.make_splits(labels, None, 3, s)[0] for s in (0, 1)}
+    settings = ev.ClassifierSettings(max_iter=100, seeds=(0, 1))
+    assert ev.cross_validate(X, labels, splits, settings, jobs=1) == ev.cross_validate(X, labels, splits, settings, jobs=2)

@@ -287,33 +287,50 @@ def random_model(seed: int = 0, frontend=None, cfg=None, device=None):
 
 
 def mfcc_extractor() -> Extractor:
+    """The MFCC anchor. It computes the descriptor statistics of the correlation analysis from the same
+    decode and STFT, and keeps them in `ex.side` (path -> vector) for `stats_extractor`."""
     from . import features
+
+    side: dict[str, np.ndarray] = {}
 
     def run(paths):
         for p in paths:
             try:
-                yield str(p), features.mfcc_anchor(p), None
+                anchor, stats = features.clip_features(p)
             except Exception as e:
                 yield str(p), None, f"{p}: {type(e).__name__}: {e}"
+                continue
+            side[str(p)] = stats
+            yield str(p), anchor, None
 
     info = {"kind": "mfcc", "cache_identity": features.MFCC_ID, "sample_rate": features.FEATURE_SR,
             "description": f"{features.N_MFCC} MFCCs + deltas + delta-deltas (width {features.DELTA_WIDTH}), "
                            f"mean and std over time; librosa at {features.FEATURE_SR} Hz, n_fft {features.N_FFT}, "
                            f"hop {features.HOP}, 128 mel bands"}
-    return Extractor("mfcc", "mfcc", features.MFCC_ID, info, 120, run)
+    ex = Extractor("mfcc", "mfcc", features.MFCC_ID, info, 120, run)
+    ex.side = side
+    return ex
 
 
-def stats_extractor() -> Extractor:
+def stats_extractor(computed: dict | None = None) -> Extractor:
+    """Descriptor statistics (training/features.py); `computed` holds some already (from the MFCC anchor)."""
     from . import features
+
+    computed = {} if computed is None else computed
 
     def run(paths):
         for p in paths:
+            if str(p) in computed:
+                yield str(p), computed.pop(str(p)), None
+                continue
             try:
                 yield str(p), features.clip_stats(p), None
             except Exception as e:
                 yield str(p), None, f"{p}: {type(e).__name__}: {e}"
 
-    return Extractor("descriptors", "stats", features.STATS_ID, {"kind": "stats"}, features.STATS_DIM, run)
+    info = {"kind": "stats", "cache_identity": features.STATS_ID, "descriptors": list(features.DESCRIPTORS),
+            "statistics": list(features.STATS), "sample_rate": features.FEATURE_SR}
+    return Extractor("descriptors", "stats", features.STATS_ID, info, features.STATS_DIM, run)
 
 
 def parse_model_arg(arg: str) -> tuple[str | None, str]:
@@ -414,32 +431,41 @@ def make_splits(labels: np.ndarray, groups: np.ndarray | None, folds: int, seed:
     return pairs, f"{type(splitter).__name__}(n_splits={k}, shuffle=True)"
 
 
-def cross_validate(X: np.ndarray, labels: np.ndarray, splits: dict[int, list], settings: ClassifierSettings) -> dict:
-    """Fold accuracies of StandardScaler + MLP over the given splits (one list of folds per seed)."""
+def _fit_one(X, y, tr, te, settings: "ClassifierSettings", seed: int) -> tuple[int, int, int]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    pipe = Pipeline([("scale", StandardScaler()), ("mlp", settings.mlp(seed))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        pipe.fit(X[tr], y[tr])
+    not_converged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    correct = int((pipe.predict(X[te]) == y[te]).sum())
+    return correct, int(pipe.named_steps["mlp"].n_iter_), not_converged
+
+
+def cross_validate(X: np.ndarray, labels: np.ndarray, splits: dict[int, list], settings: ClassifierSettings,
+                   jobs: int = 1) -> dict:
+    """Fold accuracies of StandardScaler + MLP over the given splits (one list of folds per seed).
+    Each fit is deterministic, so results do not depend on `jobs` (parallel fits via joblib)."""
+    from joblib import Parallel, delayed
+
     y = np.asarray(labels)
-    accs, pooled, n_iter, not_converged = {}, {}, [], 0
-    for seed, pairs in splits.items():
-        accs[seed], correct = [], 0
-        for tr, te in pairs:
-            pipe = Pipeline([("scale", StandardScaler()), ("mlp", settings.mlp(seed))])
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                pipe.fit(X[tr], y[tr])
-            not_converged += sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-            n_iter.append(int(pipe.named_steps["mlp"].n_iter_))
-            hit = pipe.predict(X[te]) == y[te]
-            accs[seed].append(float(hit.mean()))
-            correct += int(hit.sum())
-        pooled[seed] = correct / sum(len(te) for _, te in pairs)
+    work = [(seed, tr, te) for seed, pairs in splits.items() for tr, te in pairs]
+    out = Parallel(n_jobs=jobs)(delayed(_fit_one)(X, y, tr, te, settings, seed) for seed, tr, te in work)
+    accs = {seed: [] for seed in splits}
+    correct = {seed: 0 for seed in splits}
+    for (seed, _, te), (c, _, _) in zip(work, out):
+        accs[seed].append(c / len(te))
+        correct[seed] += c
+    pooled = {seed: correct[seed] / sum(len(te) for _, te in splits[seed]) for seed in splits}
     flat = np.asarray([a for s in accs for a in accs[s]])
     seed_means = np.asarray([np.mean(accs[s]) for s in accs])
     return {"mean": float(flat.mean()), "std": float(flat.std()), "std_of_seed_means": float(seed_means.std()),
             "fold_accuracies": {str(s): accs[s] for s in accs}, "pooled_accuracy": {str(s): pooled[s] for s in pooled},
-            "n_fits": int(flat.size), "not_converged": not_converged, "mean_iterations": float(np.mean(n_iter))}
+            "n_fits": int(flat.size), "not_converged": int(sum(o[2] for o in out)),
+            "mean_iterations": float(np.mean([o[1] for o in out]))}
 
 
 def chance_level(labels: np.ndarray) -> float:
@@ -593,7 +619,7 @@ def build_extractors(model_args: list[str], mfcc: bool = True, random: bool = Tr
 
 def evaluate(datasets: list[Dataset], extractors: list[Extractor], out: Path, settings: ClassifierSettings,
              cache_root: Path | None = DEFAULT_CACHE, correlation: bool = True, tsne: str | None = "auto",
-             skipped: list | None = None, progress: bool = True) -> dict:
+             skipped: list | None = None, progress: bool = True, jobs: int = 1) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -609,7 +635,7 @@ def evaluate(datasets: list[Dataset], extractors: list[Extractor], out: Path, se
                      "accuracies over all folds x seeds, std = their standard deviation (ddof=0) over the same"),
         "settings": {"hidden": list(settings.hidden), "max_iter": settings.max_iter, "alpha": settings.alpha,
                      "learning_rate_init": settings.learning_rate_init, "solver": "adam", "activation": "relu",
-                     "early_stopping": False, "folds": settings.folds, "seeds": list(settings.seeds),
+                     "early_stopping": False, "jobs": jobs, "folds": settings.folds, "seeds": list(settings.seeds),
                      "cache": None if cache_root is None else str(cache_root)},
         "environment": {"python": platform.python_version(), "numpy": np.__version__, "sklearn": sklearn.__version__,
                         "torch": torch.__version__, "coala_embed": getattr(coala_embed, "__version__", "?"),
@@ -637,7 +663,10 @@ def evaluate(datasets: list[Dataset], extractors: list[Extractor], out: Path, se
                 log(f"    {msg}")
         stats = None
         if correlation:
-            r = extract(ds, stats_extractor(), cache_root, progress)
+            side = next((ex.side for ex in extractors if getattr(ex, "side", None) is not None), None)
+            r = extract(ds, stats_extractor(side), cache_root, progress)
+            if side:
+                side.clear()
             extracted["__stats__"] = r
             timing["descriptors"] = {"extract_s": round(r["extract_s"], 3), "cache_hits": r["cache_hits"],
                                      "extracted": r["extracted"], "failed": r["failed"]}
@@ -669,7 +698,7 @@ def evaluate(datasets: list[Dataset], extractors: list[Extractor], out: Path, se
                 "accuracy": {}, "correlation": {}}
         for ex in extractors:
             t1 = time.perf_counter()
-            task["accuracy"][ex.name] = cross_validate(vecs[ex.name], sub.labels, splits, settings)
+            task["accuracy"][ex.name] = cross_validate(vecs[ex.name], sub.labels, splits, settings, jobs)
             timing[ex.name]["classify_s"] = round(time.perf_counter() - t1, 3)
             log(f"  {ex.name}: accuracy {fmt_acc(task['accuracy'][ex.name])} %"
                 f" ({time.perf_counter() - t1:.1f} s for {task['accuracy'][ex.name]['n_fits']} fits)")
@@ -761,6 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="patches per encoder forward pass (default 32)")
     p.add_argument("--device", default=None, help="torch device for the encoders (default: CUDA if available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice / OMP_NUM_THREADS)")
+    p.add_argument("--jobs", type=int, default=1, help="classifier fits run in parallel (joblib; default 1); same results")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -788,7 +818,7 @@ def main(argv=None) -> int:
     results = evaluate(datasets, extractors, Path(args.out), settings,
                        cache_root=None if args.no_cache else Path(os.path.expanduser(args.cache)),
                        correlation=not args.no_correlation, tsne=args.tsne, skipped=skipped,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, jobs=args.jobs)
     if results["tasks"]:
         print(markdown_table(results))
     return 0

@@ -61,16 +61,24 @@ def _power_spec(y: np.ndarray) -> np.ndarray:
     return np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) ** 2
 
 
+_MEL: dict = {}
+
+
 def _mfcc(power: np.ndarray, sr: int) -> np.ndarray:
-    mel = librosa.feature.melspectrogram(S=power, sr=sr)
-    return librosa.feature.mfcc(S=librosa.power_to_db(mel), sr=sr, n_mfcc=N_MFCC)
+    """librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20) from a power spectrogram, with the mel basis built once."""
+    if sr not in _MEL:
+        _MEL[sr] = librosa.filters.mel(sr=sr, n_fft=N_FFT)  # librosa's defaults: 128 bands, Slaney
+    return librosa.feature.mfcc(S=librosa.power_to_db(_MEL[sr] @ power), sr=sr, n_mfcc=N_MFCC)
+
+
+def _anchor(m: np.ndarray) -> np.ndarray:
+    f = np.vstack([m, _delta(m, 1), _delta(m, 2)])
+    return np.concatenate([f.mean(axis=1), f.std(axis=1)]).astype(np.float32)
 
 
 def mfcc_anchor_from_audio(y: np.ndarray, sr: int = FEATURE_SR) -> np.ndarray:
     """The low anchor: 20 MFCCs + deltas + delta-deltas, mean and std over time (120-d float32)."""
-    m = _mfcc(_power_spec(y), sr)
-    f = np.vstack([m, _delta(m, 1), _delta(m, 2)])
-    return np.concatenate([f.mean(axis=1), f.std(axis=1)]).astype(np.float32)
+    return _anchor(_mfcc(_power_spec(y), sr))
 
 
 def _skew(f: np.ndarray) -> np.ndarray:
@@ -83,15 +91,15 @@ def _skew(f: np.ndarray) -> np.ndarray:
     return np.where(m2 > 1e-12 * np.maximum(1.0, mu[:, 0] ** 2), s, 0.0)  # constant rows: skewness 0
 
 
-def stats_from_audio(y: np.ndarray, sr: int = FEATURE_SR) -> np.ndarray:
+def stats_from_audio(y: np.ndarray, sr: int = FEATURE_SR, power=None, mfcc=None) -> np.ndarray:
     """Per-clip mean, variance and (biased) skewness over time of MFCCs, chromagram, spectral centroid
     and spectral bandwidth, in the order of DESCRIPTORS (STATS_DIM = 102 values, float32)."""
-    power = _power_spec(y)
+    power = _power_spec(y) if power is None else power
     mag = np.sqrt(power)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # chroma of silent frames
         per_frame = {
-            "mfcc": _mfcc(power, sr),
+            "mfcc": _mfcc(power, sr) if mfcc is None else mfcc,
             "chroma": librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, hop_length=HOP),
             "centroid": librosa.feature.spectral_centroid(S=mag, sr=sr, n_fft=N_FFT, hop_length=HOP),
             "bandwidth": librosa.feature.spectral_bandwidth(S=mag, sr=sr, n_fft=N_FFT, hop_length=HOP),
@@ -101,6 +109,14 @@ def stats_from_audio(y: np.ndarray, sr: int = FEATURE_SR) -> np.ndarray:
         f = np.nan_to_num(per_frame[name].astype(np.float64))
         parts += [f.mean(axis=1), f.var(axis=1), _skew(f)]
     return np.nan_to_num(np.concatenate(parts)).astype(np.float32)
+
+
+def clip_features(path) -> tuple[np.ndarray, np.ndarray]:
+    """(MFCC anchor, descriptor statistics) of a file from one decode and one STFT."""
+    y = load_audio(path)
+    power = _power_spec(y)
+    m = _mfcc(power, FEATURE_SR)
+    return _anchor(m), stats_from_audio(y, FEATURE_SR, power, m)
 
 
 def mfcc_anchor(path) -> np.ndarray:
