@@ -211,3 +211,18 @@ def test_model_file_sources(ckpt_dir):
     b = coala_embed.load_model(ckpt_dir / "model.safetensors", device="cpu")
     assert a.sha256 == b.sha256 and len(a.tags) == 20 and a.embedding_size == 1152
     assert a.config["provenance"] == {"note": "test checkpoint"}
+
+
+def test_fast_inference_path_matches_the_network(model):
+    """core folds BatchNorm into the convolutions and runs channels-last; it must equal the plain network."""
+    import torch
+
+    from coala_embed.audio import load_patches_array
+
+    y = tone(7.0, 44100, 350, seed=5)
+    frames, _ = get_embedding(y, 44100, model=model, frames=True, batch_size=3)
+    patches, _ = load_patches_array(y, 44100, model.frontend)
+    with torch.inference_mode():
+        ref = model.net.audio_encoder(torch.from_numpy(patches).unsqueeze(1)).numpy()
+    np.testing.assert_allclose(frames, ref, atol=1e-5, rtol=0)
+    assert model.net.audio_encoder.blocks[0][0].weight.is_contiguous()  # the user's network is untouched
