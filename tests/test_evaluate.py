@@ -242,3 +242,14 @@ def test_parallel_fits_same_results():
     splits = {s: ev.make_splits(labels, None, 3, s)[0] for s in (0, 1)}
     settings = ev.ClassifierSettings(max_iter=100, seeds=(0, 1))
     assert ev.cross_validate(X, labels, splits, settings, jobs=1) == ev.cross_validate(X, labels, splits, settings, jobs=2)
+
+
+def test_bad_file_is_reported_and_left_out(tmp_path):
+    root = make_set(tmp_path / "bad", n_per_class=4)
+    (root / "broken.wav").write_bytes(b"RIFF not really audio")
+    with open(root / "labels.csv", "a") as f:
+        f.write("broken.wav,low,low-rec9\n")
+    res = run(root, tmp_path / "out", tmp_path / "cache", seeds=(0,), correlation=True)
+    task = res["tasks"]["bad"]
+    assert task["n_clips"] == 12 and len(task["failed_files"]) >= 1 and "broken.wav" in task["failed_files"][0]
+    assert res["timings"]["bad"]["mfcc"]["failed"] == 1

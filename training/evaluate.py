@@ -358,7 +358,11 @@ def extract(ds: Dataset, ex: Extractor, cache_root: Path | None, progress: bool 
     """Vectors of all clips of a set, from the cache where possible. Returns vectors, errors and counts."""
     from tqdm.auto import tqdm
 
-    cache = VectorCache(cache_root, ex.identity, ex.info)
+    try:
+        cache = VectorCache(cache_root, ex.identity, ex.info)
+    except OSError as e:
+        log(f"cache {cache_root} unusable ({e}); extracting without it")
+        cache = VectorCache(None, ex.identity)
     vectors: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
     missing = []
@@ -372,11 +376,10 @@ def extract(ds: Dataset, ex: Extractor, cache_root: Path | None, progress: bool 
     t_cache = time.perf_counter() - t0
     t1 = time.perf_counter()
     if missing:
-        index = {str(ds.files[i]): i for i in missing}
         bar = tqdm(total=len(missing), desc=f"{ds.name} / {ex.name}", unit="clip", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
-        for path, vec, error in ex.run([ds.files[i] for i in missing]):
-            i = index[str(path)]
+        # extractors yield one result per input, in input order
+        for i, (_, vec, error) in zip(missing, ex.run([ds.files[i] for i in missing])):
             if error is not None:
                 errors[i] = error
             else:
@@ -417,12 +420,13 @@ def make_splits(labels: np.ndarray, groups: np.ndarray | None, folds: int, seed:
 
     y = np.asarray(labels)
     x = np.zeros(len(y))
+    largest_class = int(np.bincount(np.unique(y, return_inverse=True)[1]).max())
     if groups is not None:
-        k = max(2, min(folds, len(set(groups.tolist()))))
+        k = max(2, min(folds, len(set(groups.tolist())), largest_class))
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         split = splitter.split(x, y, groups)
     else:
-        k = max(2, min(folds, int(np.bincount(np.unique(y, return_inverse=True)[1]).max())))
+        k = max(2, min(folds, largest_class))
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         split = splitter.split(x, y)
     with warnings.catch_warnings():
@@ -619,7 +623,7 @@ def build_extractors(model_args: list[str], mfcc: bool = True, random: bool = Tr
 
 def evaluate(datasets: list[Dataset], extractors: list[Extractor], out: Path, settings: ClassifierSettings,
              cache_root: Path | None = DEFAULT_CACHE, correlation: bool = True, tsne: str | None = "auto",
-             skipped: list | None = None, progress: bool = True, jobs: int = 1) -> dict:
+             skipped: list | None = None, progress: bool = True, jobs: int = 1, command: str | None = None) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -628,6 +632,8 @@ def evaluate(datasets: list[Dataset], extractors: list[Extractor], out: Path, se
     import coala_embed
 
     results = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command,
         "protocol": ("one vector per clip (mean over non-overlapping patches for COALA extractors); "
                      "Pipeline(StandardScaler, MLPClassifier) fitted on the training split; stratified k-fold, "
                      "grouped (StratifiedGroupKFold) when the set has a group column; repeated over seeds (seed = "
@@ -684,8 +690,13 @@ def evaluate(datasets: list[Dataset], extractors: list[Extractor], out: Path, se
         kept_labels[ds.name] = sub.labels
         t0 = time.perf_counter()
         splits, splitter = {}, None
-        for seed in settings.seeds:
-            splits[seed], splitter = make_splits(sub.labels, sub.groups, settings.folds, seed)
+        try:
+            for seed in settings.seeds:
+                splits[seed], splitter = make_splits(sub.labels, sub.groups, settings.folds, seed)
+        except ValueError as e:  # e.g. a single group: no grouped split exists
+            log(f"skipping {ds.name}: cannot split it into folds ({e})")
+            results["skipped_datasets"].append({"path": str(ds.root), "reason": f"cannot split: {e}"})
+            continue
         if sub.groups is not None:  # the guarantee, checked
             for pairs in splits.values():
                 for tr, te in pairs:
@@ -818,7 +829,8 @@ def main(argv=None) -> int:
     results = evaluate(datasets, extractors, Path(args.out), settings,
                        cache_root=None if args.no_cache else Path(os.path.expanduser(args.cache)),
                        correlation=not args.no_correlation, tsne=args.tsne, skipped=skipped,
-                       progress=not args.no_progress, jobs=args.jobs)
+                       progress=not args.no_progress, jobs=args.jobs,
+                       command="python -m training.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
     if results["tasks"]:
         print(markdown_table(results))
     return 0

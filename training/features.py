@@ -40,11 +40,14 @@ STATS_DIM = sum(k * len(STATS) for k in DESCRIPTORS.values())
 
 
 def load_audio(path, sr: int = FEATURE_SR) -> np.ndarray:
-    y, _ = librosa.load(path, sr=sr, mono=True, res_type="soxr_hq")
-    if y.size == 0:
-        raise ValueError(f"{path}: contains no samples")
-    if not np.isfinite(y).all():
-        raise ValueError(f"{path}: contains NaN or infinite samples")
+    """Decode with the package's reader (libsndfile; mono = mean of channels, as librosa.load), then
+    resample to `sr` with soxr_hq (librosa.load's default): the same signal librosa.load gives."""
+    from coala_embed.audio import mono_blocks_from_file
+
+    rate, blocks = mono_blocks_from_file(path)  # AudioError with a clear message for unreadable files
+    y = np.concatenate(list(blocks))
+    if rate != sr:
+        y = librosa.resample(y, orig_sr=rate, target_sr=sr, res_type="soxr_hq")
     if len(y) < N_FFT:
         y = np.pad(y, (0, N_FFT - len(y)))
     return y.astype(np.float32)
