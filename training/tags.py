@@ -26,7 +26,7 @@ en us uk de fr es it ru ro ca bg be el da lt tr pl nl pt sv fi hu cs sk ja zh ko
 ii iii iv vi vii viii ix xi xii
 megaglest hedgewars tuxpaint wesnoth widelands lincity ng supertux scorched minetest
 colobot sonic pi lmms asterisk hydrogen drumkit drumkits ad redeclipse supertuxkart
-fluid fluidr timgm musescore freepats stamp stamps core
+fluid fluidr timgm musescore freepats stamp stamps core zip mod mods public
 """.split())
 
 # Words inflect wrongly "singularises" (bus -> bu, gas -> ga, ...).
