@@ -111,6 +111,15 @@ def _mel_basis(sr, n_fft, n_mels, fmin, fmax):
     return _MEL_CACHE[key]
 
 
+def _mel_sparse(fe: FrontEnd):
+    key = ("csr", fe.sample_rate, fe.n_fft, fe.n_mels, fe.fmin, fe.fmax)
+    if key not in _MEL_CACHE:
+        import scipy.sparse
+
+        _MEL_CACHE[key] = scipy.sparse.csr_matrix(fe.mel_basis())
+    return _MEL_CACHE[key]
+
+
 # ----------------------------------------------------------------------------------------------
 # waveform in: validation, mono, resampling
 
@@ -234,7 +243,9 @@ def log_mel_frames(padded: np.ndarray, fe: FrontEnd) -> np.ndarray:
     spec = np.abs(librosa.stft(padded, n_fft=fe.n_fft, hop_length=fe.hop_length, window=fe.window, center=False))
     if fe.power != 1.0:
         spec = spec ** fe.power
-    mel = fe.mel_basis() @ spec
+    # the filterbank is ~98% zeros: a sparse product is exact up to float rounding, ~10x fewer operations,
+    # and single-threaded (a threaded BLAS call this small mostly waits on other busy cores)
+    mel = _mel_sparse(fe) @ spec
     return np.log(mel + fe.log_eps).T.astype(np.float32)
 
 
