@@ -154,8 +154,8 @@ print("RESULT" + json.dumps({"status": r.status, "error": r.error, "patches": r.
 """
 
 
-def hour_file(tmp: Path, source, threads):
-    sr, seconds = 44100, 3600
+def hour_file(tmp: Path, source, threads, seconds=3600):
+    sr = 44100
     path = tmp / "hour.wav"
     t0 = time.perf_counter()
     with sf.SoundFile(path, "w", sr, 1, subtype="PCM_16") as f:
@@ -171,6 +171,8 @@ def hour_file(tmp: Path, source, threads):
         raise RuntimeError(p.stderr)
     res = json.loads([l for l in p.stdout.splitlines() if l.startswith("RESULT")][-1][6:])
     full = seconds * sr * 4 / 1e6
+    if res["status"] != "written":
+        raise RuntimeError(res["error"])
     log(f"  {res['status']}: {res['patches']} patches in {res['wall']:.1f} s = {seconds / res['wall']:.0f}x real time")
     log(f"  peak RSS {res['peak']:.0f} MB; {res['rss_before']:.0f} MB after loading torch and the model "
         f"(the decoded file alone would take {full:.0f} MB as float32)")
@@ -188,6 +190,7 @@ def main(argv=None):
     ap.add_argument("--model", default=None, help="checkpoint source (default: bundled, else random weights)")
     ap.add_argument("--resampler-files", type=int, default=10, help="files used for the resampler comparison")
     ap.add_argument("--no-hour", action="store_true", help="skip the 1-hour file")
+    ap.add_argument("--hour-seconds", type=int, default=3600, help=argparse.SUPPRESS)  # shorter, to try the script
     ap.add_argument("--sweep", action="store_true", help="also time the encoder alone across batch sizes")
     ap.add_argument("--json", default=None, help="write the numbers to this file")
     args = ap.parse_args(argv)
@@ -266,7 +269,7 @@ def main(argv=None):
 
         if not args.no_hour:
             log("\n1-hour file (44.1 kHz mono, fresh process):")
-            out["hour"] = hour_file(tmp, source, args.threads)
+            out["hour"] = hour_file(tmp, source, args.threads, args.hour_seconds)
 
     out["load_end"] = os.getloadavg()
     log(f"\nload average at the end {out['load_end'][0]:.2f}")
