@@ -175,7 +175,10 @@ def load_model(source=None, device=None) -> Model:
         raise CheckpointError(f"{folder}: malformed checkpoint ({e})") from None
     if len(config["tags"]) != cfg.n_tags:
         raise CheckpointError(f"{folder}: {len(config['tags'])} tags for a model with n_tags={cfg.n_tags}")
-    device = torch.device(device) if device is not None else default_device()
-    net.to(device).eval()
+    try:
+        device = torch.device(device) if device is not None else default_device()
+        net.to(device).eval()
+    except (RuntimeError, AssertionError) as e:  # unknown device string, or CUDA not available
+        raise ValueError(f"cannot use torch device {str(device)!r}: {e}") from None
     return Model(net=net, frontend=frontend, tags=list(config["tags"]), config=config,
                  source=str(source) if source is not None else "bundled", device=device)

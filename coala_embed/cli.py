@@ -118,7 +118,7 @@ def _load(model, device):
     except CheckpointError as e:
         raise click.ClickException(str(e))
     except (RuntimeError, ValueError) as e:  # e.g. an unknown or unavailable torch device
-        raise click.ClickException(f"cannot load the model on device {device!r}: {e}")
+        raise click.ClickException(str(e))
 
 
 # ----------------------------------------------------------------------------------------------

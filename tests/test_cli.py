@@ -162,3 +162,9 @@ def test_real_process_exit_status(ckpt_dir, wav_dir, tmp_path):
     assert p.returncode == 1, p.stderr
     assert "nope.wav: no such file" in p.stderr and "1 written" in p.stderr
     assert (tmp_path / "feats" / "a.npz").exists()
+
+
+def test_unusable_device(ckpt_dir, wav_dir, tmp_path):
+    r = CliRunner().invoke(main, [str(wav_dir / "a.wav"), "-o", str(tmp_path / "f"), "--model", str(ckpt_dir),
+                                  "--device", "no-such-device"])
+    assert r.exit_code == 1 and "cannot use torch device 'no-such-device'" in r.output
