@@ -245,6 +245,12 @@ def embed_command(inputs, output_dir, suffix, overwrite, model_source, hop_size,
             process_file(paths, output_dir=out, suffix=suffix, overwrite=overwrite, model=model,
                          hop_size=hop_size, batch_size=batch_size, center=center, resampler=resampler,
                          on_result=on_result)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        click.echo(f"\ninterrupted: {counts['written']} written so far (only complete files); "
+                   "run the same command again to resume", err=True)
+        sys.exit(130)
     finally:
         if bar is not None:
             bar.close()

@@ -168,3 +168,25 @@ def test_unusable_device(ckpt_dir, wav_dir, tmp_path):
     r = CliRunner().invoke(main, [str(wav_dir / "a.wav"), "-o", str(tmp_path / "f"), "--model", str(ckpt_dir),
                                   "--device", "no-such-device"])
     assert r.exit_code == 1 and "cannot use torch device 'no-such-device'" in r.output
+
+
+def test_interrupt_leaves_complete_files_and_resumes(run, wav_dir, tmp_path, monkeypatch):
+    from coala_embed import core
+
+    real = core._write_npz_atomic
+    calls = {"n": 0}
+
+    def interrupt_second(target, **arrays):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(target, **arrays)
+
+    monkeypatch.setattr(core, "_write_npz_atomic", interrupt_second)
+    out = tmp_path / "feats"
+    r = run(wav_dir, "-o", out)
+    assert r.exit_code == 130 and "run the same command again to resume" in r.stderr
+    assert os.listdir(out) == ["a.npz"]
+    monkeypatch.setattr(core, "_write_npz_atomic", real)
+    r = run(wav_dir, "-o", out)
+    assert r.exit_code == 0 and "2 written, 1 skipped" in r.stderr
