@@ -74,18 +74,37 @@ def expand_inputs(inputs) -> tuple[list[tuple[Path, Path]], list[str]]:
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
                 problems.append(f"{item}: no files match this pattern")
+            base = _glob_base(item)  # matches keep their layout below the pattern's fixed part
             for m in matches:
                 mp = Path(m)
+                rel = _relative_or_flat(mp.parent, base)
                 if mp.is_dir():
-                    add_dir(mp, Path())
+                    add_dir(mp, _relative_or_flat(mp, base))
                 elif is_audio_name(mp):
-                    add(mp, Path())
+                    add(mp, rel)
         else:
             problems.append(f"{item}: no such file or folder")
     return found, problems
 
 
 _COMMON = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
+
+
+def _glob_base(pattern: str) -> Path:
+    """The leading folders of a pattern that contain no wildcard: 'data/**/*.wav' -> 'data'."""
+    parts = []
+    for part in Path(pattern).parts[:-1]:
+        if GLOB_CHARS & set(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path()
+
+
+def _relative_or_flat(path: Path, base: Path) -> Path:
+    try:
+        return path.relative_to(base)
+    except ValueError:
+        return Path()
 
 
 def _hidden(path: Path, root: Path) -> bool:

@@ -190,3 +190,15 @@ def test_interrupt_leaves_complete_files_and_resumes(run, wav_dir, tmp_path, mon
     monkeypatch.setattr(core, "_write_npz_atomic", real)
     r = run(wav_dir, "-o", out)
     assert r.exit_code == 0 and "2 written, 1 skipped" in r.stderr
+
+
+def test_recursive_glob_keeps_layout(run, tmp_path):
+    for sub in ("a", "b/c"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+        write_wav(tmp_path / "data" / sub / "same.wav", 1.0)
+    write_wav(tmp_path / "data" / "top.wav", 1.0)
+    out = tmp_path / "feats"
+    r = run(str(tmp_path / "data" / "**" / "*.wav"), "-o", out)
+    assert r.exit_code == 0, r.output
+    found = sorted(str(p.relative_to(out)) for p in out.rglob("*.npz"))
+    assert found == ["a/same.npz", "b/c/same.npz", "top.npz"]
