@@ -42,7 +42,7 @@ SILENCE_PEAK = 1e-3       # -60 dBFS
 AUDIO_EXT = {".ogg", ".oga", ".wav", ".flac", ".mp3"}
 HERE = Path(__file__).resolve().parent
 DEFAULT_SOURCES = HERE / "sources.csv"
-DEFAULT_HELDOUT = "musescore-general-soundfont-small"
+DEFAULT_HELDOUT = "csound-soundfont"  # independent of the Fluid R3 / TimGM6mb training fonts
 
 # ----------------------------------------------------------------------------- audio
 
