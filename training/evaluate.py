@@ -700,7 +700,8 @@ def evaluate(datasets: list[Dataset], extractors: list[Extractor], out: Path, se
         if sub.groups is not None:  # the guarantee, checked
             for pairs in splits.values():
                 for tr, te in pairs:
-                    assert not set(sub.groups[tr].tolist()) & set(sub.groups[te].tolist())
+                    if set(sub.groups[tr].tolist()) & set(sub.groups[te].tolist()):
+                        raise RuntimeError(f"{ds.name}: a group straddles train and test")
         task = {"path": str(ds.root), "layout": ds.layout, "n_clips": len(sub.files), "n_classes": len(sub.classes),
                 "classes": sub.classes, "group_column": ds.group_column,
                 "n_groups": None if sub.groups is None else len(set(sub.groups.tolist())),
