@@ -115,9 +115,9 @@ def encoder_sweep(model, seconds_per_patch, duration=1.5):
     from coala_embed import core
 
     fast, fmt = core._inference_encoder(model)
-    x = torch.from_numpy(np.random.RandomState(0).rand(64, 1, 96, 96).astype(np.float32))
+    x = torch.from_numpy(np.random.RandomState(0).rand(128, 1, 96, 96).astype(np.float32))
     rows = []
-    for bs in (8, 16, 32, 64):
+    for bs in (8, 32, 64, 128):
         for name, net, f in (("plain", model.net.audio_encoder, torch.contiguous_format), ("inference path", fast, fmt)):
             xb = x[:bs].contiguous(memory_format=f)
             with torch.inference_mode():
