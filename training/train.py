@@ -148,7 +148,8 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
         raise ValueError(f"{len(train_set)} training patches are fewer than one batch of {batch_size} x {world} processes")
 
     # -- model, optimiser, resume
-    net = COALA(ModelConfig(variant=cfg["variant"], n_tags=train_set.n_tags, dropout=cfg["dropout"])).to(device)
+    net = COALA(ModelConfig(variant=cfg["variant"], n_tags=train_set.n_tags, dropout=cfg["dropout"],
+                            conv_dropout=cfg.get("conv_dropout", "element"))).to(device)
     if cfg["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
     objective = Objective(net, cfg)
@@ -194,6 +195,9 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
             optimizer.step()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
+            if master and cfg.get("log_every") and (b + 1) % cfg["log_every"] == 0:
+                rate = (b + 1) * batch_size * world / (time.time() - t0)
+                print(f"  epoch {epoch + 1} batch {b + 1}/{n_batches} loss {float(losses['total'].detach()):.4g} {rate:.1f} patches/s", flush=True)
         train_seconds = time.time() - t0
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                "patches_per_s": round(n_batches * batch_size * world / train_seconds, 1)}
