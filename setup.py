@@ -32,8 +32,8 @@ setup(
     extras_require={
         "sklearn": ["scikit-learn>=1.2"],
         "eval": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9"],
-        "train": ["scikit-learn>=1.2", "matplotlib>=3.6", "h5py>=3.8", "inflect>=7.0"],
-        "test": ["pytest>=7", "scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0"],
+        "train": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7"],
+        "test": ["pytest>=7", "scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7"],
     },
     entry_points={"console_scripts": ["coala-embed=coala_embed.cli:main"]},
     classifiers=[
