@@ -44,6 +44,16 @@ def export_run(run, out, metrics: dict | None = None) -> Path:
     return save_checkpoint(out, net, FrontEnd.from_dict(cfg["frontend"]), cfg["tags"], provenance)
 
 
+def summarise_evaluation(results: dict) -> dict:
+    """The figures of a training.evaluate results.json worth carrying in a checkpoint's provenance."""
+    return {
+        "command": results.get("command"),
+        "protocol": results.get("protocol"),
+        "accuracy": {task: {name: {"mean": round(a["mean"], 4), "std": round(a["std"], 4)} for name, a in t["accuracy"].items()}
+                     for task, t in results.get("tasks", {}).items()},
+    }
+
+
 def push_to_hub(folder, repo_id: str, private: bool = False, token: str | None = None) -> str:
     """Upload a checkpoint folder (config.json + model.safetensors) to a Hub model repo; returns its URL.
 
@@ -61,14 +71,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="training run folder (ckpt.pt, config.json)")
     p.add_argument("--out", help="checkpoint folder to write (e.g. weights)")
-    p.add_argument("--metrics", help="results.json of training.evaluate to record in the provenance")
+    p.add_argument("--metrics", help="results.json of training.evaluate; its accuracies go into the provenance")
     p.add_argument("--push", help="checkpoint folder to upload to the Hub")
     p.add_argument("--repo-id", help="Hub repo id for --push")
     args = p.parse_args(argv)
     if args.push:
         print(push_to_hub(args.push, args.repo_id))
         return
-    metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+    metrics = summarise_evaluation(json.loads(Path(args.metrics).read_text())) if args.metrics else None
     folder = export_run(args.run, args.out, metrics)
     print(f"wrote {folder}: {json.loads((folder / 'config.json').read_text())['weights_sha256']}")
 

@@ -1,0 +1,58 @@
+"""The weights shipped in weights/: they load offline, verify, carry their front end and provenance,
+and give sensible, deterministic embeddings and tags."""
+import json
+
+import numpy as np
+import pytest
+
+import coala_embed
+from coala_embed import audio
+from coala_embed.checkpoint import bundled_weights_dir, sha256_file
+
+
+@pytest.fixture(scope="module")
+def model():
+    return coala_embed.load_model(device="cpu")
+
+
+def test_bundled_checkpoint_verifies_and_has_the_reference_front_end(model):
+    folder = bundled_weights_dir()
+    config = json.loads((folder / "config.json").read_text())
+    assert sha256_file(folder / "model.safetensors") == config["weights_sha256"] == model.sha256
+    fe = model.frontend
+    assert (fe.sample_rate, fe.n_fft, fe.hop_length, fe.n_mels, fe.patch_frames) == (22000, 1024, 512, 96, 96)
+    assert fe.power == 1.0 and fe.window == "hann" and fe.log_eps == audio.LOG_EPS
+    lo, hi = np.array(fe.scaler_min), np.array(fe.scaler_max)
+    assert lo.shape == (96,) and np.all(hi > lo) and np.isfinite(lo).all()
+    assert model.net.has_tag_space and model.embedding_size == 1152
+    assert len(model.tags) == model.net.cfg.n_tags == len(set(model.tags))
+
+
+def test_provenance_names_the_corpus_the_training_run_and_its_evaluation(model):
+    prov = model.config["provenance"]
+    assert len(prov["corpus_manifest_sha256"]) == 64
+    assert prov["training_config"]["variant"] == model.net.cfg.variant
+    assert prov["epochs_trained"] >= 1 and prov["training_seconds"] > 0
+    assert "esc50-dev" in prov["evaluation"]["accuracy"]
+
+
+def test_bundled_embeddings_are_deterministic_and_not_collapsed(model):
+    sr = 22050
+    t = np.arange(3 * sr) / sr
+    rng = np.random.default_rng(0)
+    clips = [0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 3000 * t), 0.1 * rng.standard_normal(len(t))]
+    a = np.stack(coala_embed.get_embedding(clips, sr, model=model))
+    b = np.stack(coala_embed.get_embedding(clips, sr, model=model, batch_size=1))
+    assert np.abs(a - b).max() < 1e-5
+    assert np.isfinite(a).all() and (a > 0).mean() > 0.01
+    cos = a @ a.T / np.outer(np.linalg.norm(a, axis=1), np.linalg.norm(a, axis=1))
+    assert cos[0, 2] < 0.999 and cos[1, 2] < 0.999  # a tone and noise do not map to the same vector
+
+
+def test_bundled_zero_shot_tags_come_from_the_vocabulary(model):
+    sr = 22050
+    y = 0.1 * np.random.default_rng(1).standard_normal(2 * sr)
+    tags = coala_embed.predict_tags(y, sr, top_k=5, model=model)
+    assert len(tags) == 5 and all(t in model.tags for t, _ in tags)
+    scores = [s for _, s in tags]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
