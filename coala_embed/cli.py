@@ -210,36 +210,19 @@ def embed_command(inputs, output_dir, suffix, overwrite, model_source, hop_size,
     from .core import process_file
 
     t0 = time.perf_counter()
-    files, problems = expand_inputs(inputs)
-    for p in problems:
-        click.echo(f"error: {p}", err=True)
-    if not files:
-        click.echo("error: no audio input found", err=True)
-        sys.exit(2)
+    files, problems = _expand_or_exit(inputs)
     model = _load(model_source, device)
 
-    from .core import output_path
-
-    groups: dict[Path, list[Path]] = {}
-    claimed: dict[str, Path] = {}
-    for path, rel in files:
-        target = output_path(path, None if output_dir is None else Path(output_dir) / rel, suffix)
-        key = os.path.abspath(target)
-        if key in claimed:
-            problems.append(f"{path}: its output {target} would overwrite the output of {claimed[key]}; "
-                            "rename one of them or run them separately")
-            click.echo(f"error: {problems[-1]}", err=True)
-            continue
-        claimed[key] = path
-        groups.setdefault(rel, []).append(path)
-
+    # files found in folders keep their sub-folder layout under --output-dir; process_file reports
+    # two inputs that would still write the same output
+    folders = [None if output_dir is None else Path(output_dir) / rel for _, rel in files]
     counts = {"written": 0, "skipped": 0, "failed": len(problems)}
     audio_seconds = 0.0
     bar = None
     if not quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(map(len, groups.values())), unit="file", desc="coala-embed", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=len(files), unit="file", desc="coala-embed", file=sys.stderr, dynamic_ncols=True)
 
     def on_result(result):
         nonlocal audio_seconds
@@ -253,17 +236,11 @@ def embed_command(inputs, output_dir, suffix, overwrite, model_source, hop_size,
             bar.update(1)
 
     try:
-        for rel, paths in groups.items():
-            out = None
-            if output_dir is not None:
-                out = Path(output_dir) / rel
-                try:
-                    out.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise click.ClickException(f"cannot create output folder {out}: {e.strerror or e}")
-            process_file(paths, output_dir=out, suffix=suffix, overwrite=overwrite, model=model,
-                         hop_size=hop_size, batch_size=batch_size, center=center, resampler=resampler,
-                         on_result=on_result)
+        process_file([p for p, _ in files], output_dir=folders, suffix=suffix, overwrite=overwrite, model=model,
+                     hop_size=hop_size, batch_size=batch_size, center=center, resampler=resampler,
+                     on_result=on_result)
+    except OSError as e:  # the output folder cannot be created
+        raise click.ClickException(str(e))
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -283,6 +260,17 @@ def embed_command(inputs, output_dir, suffix, overwrite, model_source, hop_size,
     sys.exit(1 if counts["failed"] else 0)
 
 
+def _expand_or_exit(inputs):
+    """Expanded inputs and the problems found, each reported; exit 2 if no audio input is left."""
+    files, problems = expand_inputs(inputs)
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    if not files:
+        click.echo("error: no audio input found", err=True)
+        sys.exit(2)
+    return files, problems
+
+
 @main.command("tags", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Tags per file.")
@@ -297,12 +285,7 @@ def tags_command(inputs, top_k, model_source, hop_size, batch_size, device, cent
 
     from .core import _rank_tags, embed_files
 
-    files, problems = expand_inputs(inputs)
-    for p in problems:
-        click.echo(f"error: {p}", err=True)
-    if not files:
-        click.echo("error: no audio input found", err=True)
-        sys.exit(2)
+    files, problems = _expand_or_exit(inputs)
     model = _load(model_source, device)
     if not model.net.has_tag_space:
         raise click.ClickException(f"this {model.net.cfg.variant} checkpoint has no tag space to predict tags with")

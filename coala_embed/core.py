@@ -242,7 +242,8 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
 
     Args:
         paths: a path or a list of paths to audio files (anything libsndfile reads: WAV, FLAC, OGG, MP3, ...).
-        output_dir: folder for the outputs (created if needed); default: beside each input.
+        output_dir: folder for the outputs (created if needed), or a list with one folder per path (to
+            mirror an input tree); default: beside each input.
         suffix: appended to the output stem as `_suffix`.
         overwrite: re-embed files whose output exists; by default they are skipped (resumable runs).
         model, hop_size, batch_size, device, center, clip_seconds, resampler: as in `get_embedding`.
@@ -255,11 +256,14 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
     model = get_model(model, device)
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     hop_frames = model.frontend.hop_frames(hop_size)
-    if output_dir is not None:
+    folders = list(output_dir) if isinstance(output_dir, (list, tuple)) else [output_dir] * len(paths)
+    if len(folders) != len(paths):
+        raise ValueError(f"{len(paths)} paths but {len(folders)} output folders")
+    for folder in dict.fromkeys(f for f in folders if f is not None):
         try:
-            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            Path(folder).mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise OSError(e.errno, f"cannot create output folder {output_dir}: {e.strerror or e}") from None
+            raise OSError(e.errno, f"cannot create output folder {folder}: {e.strerror or e}") from None
     results: dict[int, FileResult] = {}
     targets: dict[Path, str] = {}
 
@@ -270,7 +274,7 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
 
     def jobs():
         for i, path in enumerate(paths):
-            target = output_path(path, output_dir, suffix)
+            target = output_path(path, folders[i], suffix)
             key = target.resolve()
             if key in targets:
                 report(i, FileResult(str(path), str(target), "failed", f"{path}: output {target} would overwrite the output of {targets[key]}"))

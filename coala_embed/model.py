@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from torch import nn
 
 VARIANTS = ("ae-c", "e-c", "cnn")
