@@ -13,6 +13,7 @@ import torch
 
 import coala_embed
 from training import export, prepare, train
+from training.augment import augment, mel_band_centres
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
 from training.losses import generalised_kl, nt_xent
 
@@ -121,6 +122,33 @@ def test_resume_continues_from_the_checkpoint(prepared, tmp_path, capsys):
     assert [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
     second = torch.load(run / "ckpt.pt", weights_only=True)["net"]
     assert not torch.equal(first["audio_encoder.blocks.0.0.weight"], second["audio_encoder.blocks.0.0.weight"])
+
+
+def test_augment_mixes_with_tag_union_and_band_limits():
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 96, 96), dtype=np.float32)
+    t = (rng.random((16, 10)) < 0.2).astype(np.float32)
+    centres = mel_band_centres(None)
+    assert centres.shape == (96,) and 3000 < centres[60] < 5000 < centres[-1] < 11025
+    same = augment(x, t, {}, np.random.default_rng(1), centres)
+    assert same[0] is x and same[1] is t
+
+    xm, tm = augment(x, t, {"mix_p": 1.0}, np.random.default_rng(1), centres)
+    assert (xm >= x).all() and (tm >= t).all() and not np.array_equal(xm, x)
+    for i in range(16):  # each sample became the max of itself and one other sample, tags the union
+        partners = [j for j in range(16) if j != i and np.array_equal(xm[i], np.maximum(x[i], x[j]))]
+        assert partners and np.array_equal(tm[i], np.maximum(t[i], t[partners[0]]))
+
+    xb, tb = augment(x, t, {"bandlimit_p": 1.0}, np.random.default_rng(1), centres)
+    assert np.array_equal(tb, t) and np.array_equal(xb[:, centres < 3400], x[:, centres < 3400])
+    assert (xb[:, centres > 8000] == 0).all()
+    again = augment(x, t, {"mix_p": 0.5, "bandlimit_p": 0.5}, np.random.default_rng(1), centres)
+    assert np.array_equal(again[0], augment(x, t, {"mix_p": 0.5, "bandlimit_p": 0.5}, np.random.default_rng(1), centres)[0])
+
+
+def test_training_with_augmentation(prepared, tmp_path):
+    summary = train.train(_config(epochs=1, mix_p=0.5, bandlimit_p=0.5), tmp_path / "aug", data=prepared)
+    assert np.isfinite(summary["final"]["train_total"])
 
 
 @pytest.mark.parametrize("variant", ["e-c", "cnn"])

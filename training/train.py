@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from coala_embed.model import COALA, ModelConfig
+from training.augment import augment, mel_band_centres
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared, load_prepared_meta
 from training.losses import coala_losses
 
@@ -172,6 +173,7 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
               f"{world} process(es) on {device}, bf16={cfg['bf16']}")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg["bf16"] else contextlib.nullcontext
 
+    band_centres = mel_band_centres(frontend)
     val_idx = np.arange(len(val_set))
     png_batch = to_input(*val_set.batch(val_idx[:6]), device, cfg["channels_last"])[0]
     for epoch in range(start_epoch, cfg["epochs"]):
@@ -179,6 +181,7 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
         t0 = time.time()
         net.train()
         perm = np.random.default_rng(cfg["seed"] * 1000 + epoch).permutation(len(train_set))
+        aug_rng = np.random.default_rng([cfg["seed"], epoch, rank])  # per epoch, so a resumed run draws the same
         n_batches = len(perm) // (batch_size * world)
         if cfg.get("max_batches_per_epoch"):
             n_batches = min(n_batches, cfg["max_batches_per_epoch"])
@@ -187,7 +190,8 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch + b / n_batches, cfg)
             idx = perm[(b * world + rank) * batch_size:(b * world + rank + 1) * batch_size]
-            x, t = to_input(*train_set.batch(idx), device, cfg["channels_last"])
+            x, t = augment(*train_set.batch(idx), cfg, aug_rng, band_centres)
+            x, t = to_input(x, t, device, cfg["channels_last"])
             with autocast():
                 losses = model(x, t)
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,46 @@
+"""Training-time augmentations of scaled log-mel patches, applied per batch (config keys `mix_p`, `bandlimit_p`).
+
+Mixing (issue: "mixing clips, union of their tags"): a sample is replaced by the mixture of itself and
+another sample of the batch, tagged with the union of both tag sets. Magnitudes of independent sources
+add, so the log-mel of the mixture is close to logaddexp of the two; in the per-band min-max scaled
+domain the element-wise maximum is that value to within ln(2) / (max - min) of a band (under 0.05 here).
+
+Band limiting: a sample loses every mel band whose centre lies above a random cut-off between 3.4 kHz
+(telephone) and 8 kHz, as audio recorded at 8-16 kHz does once resampled to 22 kHz; those bands are set
+to 0, the scaled value of silence. Without it the E-C model lost 4.5 points on esc50-dev resampled
+to 8 kHz, where MFCCs gained 5 (README, "Evaluation").
+"""
+from __future__ import annotations
+
+import librosa
+import numpy as np
+
+BANDLIMIT_HZ = (3400.0, 8000.0)
+
+
+def mel_band_centres(frontend: dict | None) -> np.ndarray:
+    """Centre frequency (Hz) of each mel band of the front end that made the patches (the paper's when None)."""
+    from coala_embed.audio import FrontEnd
+
+    fe = FrontEnd.from_dict(frontend) if frontend else FrontEnd()
+    edges = librosa.mel_frequencies(fe.n_mels + 2, fmin=fe.fmin, fmax=fe.fmax or fe.sample_rate / 2)
+    return edges[1:-1]
+
+
+def augment(x: np.ndarray, t: np.ndarray, cfg: dict, rng: np.random.Generator, band_centres: np.ndarray):
+    """x (B, bands, frames) scaled patches, t (B, n_tags) multi-hot; returns augmented copies."""
+    mix_p, band_p = cfg.get("mix_p", 0.0), cfg.get("bandlimit_p", 0.0)
+    if not (mix_p or band_p):
+        return x, t
+    x, t = x.copy(), t.copy()
+    n = len(x)
+    if mix_p:
+        chosen = np.flatnonzero(rng.random(n) < mix_p)
+        partner = (chosen + rng.integers(1, n, len(chosen))) % n  # never itself
+        x[chosen] = np.maximum(x[chosen], x[partner])
+        t[chosen] = np.maximum(t[chosen], t[partner])
+    if band_p:
+        for i in np.flatnonzero(rng.random(n) < band_p):
+            cutoff = rng.uniform(*BANDLIMIT_HZ)
+            x[i, band_centres > cutoff, :] = 0.0
+    return x, t
