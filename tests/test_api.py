@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 import coala_embed
-from coala_embed import AudioError, get_embedding, get_tag_embedding, predict_tags, process_file
+from coala_embed import get_embedding, get_tag_embedding, predict_tags, process_file
 from coala_embed import core
 
 from conftest import TAGS, tone, write_wav

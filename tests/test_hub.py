@@ -15,7 +15,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
-import pytest
 
 REPO = "coala-test/coala-embed-tiny"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -70,7 +70,7 @@ def test_prepare_writes_scaled_patches_and_stratified_split(prepared):
     assert meta["clips"] == 40 and meta["train_patches"] + meta["val_patches"] == 40
     assert 3 <= meta["val_patches"] <= 6
     tr, va = load_prepared(prepared, "train"), load_prepared(prepared, "val")
-    assert tr.patches.shape[1:] == (96, 96) and tr.tags.shape[1] == 6
+    assert tr.patches.shape[1:] == (96, 96) and tr.tags.shape[1] == 6 and len(va) == meta["val_patches"]
     # the scaler is fitted on the training patches: exactly [0, 1] there
     assert float(np.min(tr.patches)) == pytest.approx(0.0, abs=1e-6)
     assert float(np.max(tr.patches)) == pytest.approx(1.0, abs=1e-6)
