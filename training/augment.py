@@ -16,13 +16,13 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
+from coala_embed.audio import FrontEnd
+
 BANDLIMIT_HZ = (3400.0, 8000.0)
 
 
 def mel_band_centres(frontend: dict | None) -> np.ndarray:
     """Centre frequency (Hz) of each mel band of the front end that made the patches (the paper's when None)."""
-    from coala_embed.audio import FrontEnd
-
     fe = FrontEnd.from_dict(frontend) if frontend else FrontEnd()
     edges = librosa.mel_frequencies(fe.n_mels + 2, fmin=fe.fmin, fmax=fe.fmax or fe.sample_rate / 2)
     return edges[1:-1]
@@ -41,7 +41,7 @@ def augment(x: np.ndarray, t: np.ndarray, cfg: dict, rng: np.random.Generator, b
         x[chosen] = np.maximum(x[chosen], x[partner])
         t[chosen] = np.maximum(t[chosen], t[partner])
     if band_p:
-        for i in np.flatnonzero(rng.random(n) < band_p):
-            cutoff = rng.uniform(*BANDLIMIT_HZ)
-            x[i, band_centres > cutoff, :] = 0.0
+        chosen = np.flatnonzero(rng.random(n) < band_p)
+        cutoffs = rng.uniform(*BANDLIMIT_HZ, len(chosen))
+        x[chosen] *= (band_centres[None, :] <= cutoffs[:, None])[:, :, None]  # bands above the cut-off -> 0
     return x, t

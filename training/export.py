@@ -15,7 +15,7 @@ import torch
 
 from coala_embed.audio import FrontEnd
 from coala_embed.checkpoint import save_checkpoint
-from coala_embed.model import COALA, ModelConfig
+from training.train import build_net
 
 
 def export_run(run, out, metrics: dict | None = None) -> Path:
@@ -25,8 +25,7 @@ def export_run(run, out, metrics: dict | None = None) -> Path:
     if cfg.get("frontend") is None:
         raise ValueError(f"{run}: trained on data without a stored front end (HDF5); cannot export a usable checkpoint")
     state = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
-    net = COALA(ModelConfig(variant=cfg["variant"], n_tags=len(cfg["tags"]), dropout=cfg["dropout"],
-                            conv_dropout=cfg.get("conv_dropout", "element")))
+    net = build_net(cfg, len(cfg["tags"]))
     net.load_state_dict(state["net"])
     history = json.loads(state["history"])
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}

@@ -54,6 +54,12 @@ def parse_overrides(pairs):
     return out
 
 
+def build_net(cfg: dict, n_tags: int) -> COALA:
+    """The network a training config describes; export rebuilds a run's network with the same call."""
+    return COALA(ModelConfig(variant=cfg["variant"], n_tags=n_tags, dropout=cfg["dropout"],
+                             conv_dropout=cfg.get("conv_dropout", "element")))
+
+
 def make_optimizer(params, cfg):
     if cfg["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
@@ -149,8 +155,7 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
         raise ValueError(f"{len(train_set)} training patches are fewer than one batch of {batch_size} x {world} processes")
 
     # -- model, optimiser, resume
-    net = COALA(ModelConfig(variant=cfg["variant"], n_tags=train_set.n_tags, dropout=cfg["dropout"],
-                            conv_dropout=cfg.get("conv_dropout", "element"))).to(device)
+    net = build_net(cfg, train_set.n_tags).to(device)
     if cfg["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
     objective = Objective(net, cfg)
