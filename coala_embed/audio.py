@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import librosa
 import numpy as np
@@ -30,6 +30,7 @@ MIN_INPUT_RATE = 8000
 MAX_INPUT_RATE = 192000
 MAX_CHANNELS = 64
 READ_BLOCK_SECONDS = 30.0  # decode this much audio at a time
+HOLD_SECONDS = 60.0  # peak normalisation keeps a clip this short in memory; a longer one is decoded twice
 PATCHES_PER_CHUNK = 16  # log-mel is computed this many patches at a time
 
 RESAMPLERS = ("soxr_hq", "kaiser_best", "kaiser_fast")  # soxr streams; the two resampy filters do not
@@ -53,6 +54,10 @@ class FrontEnd:
     power: float = 1.0
     log_eps: float = LOG_EPS
     patch_frames: int = PATCH_FRAMES
+    # scale each clip so that its peak sample sits at this level (dBFS) before anything else; None keeps
+    # the level as it is (the COALA reference). Log-mel features shift with the input gain, and a model
+    # trained and used on peak-normalised clips does not confuse a quiet take with a different sound.
+    peak_dbfs: float | None = None
     # per-band min-max scaler fitted on training patches; None means unscaled log-mel
     scaler_min: tuple[float, ...] | None = None
     scaler_max: tuple[float, ...] | None = None
@@ -203,6 +208,32 @@ def mono_blocks_from_file(path, name: str | None = None) -> tuple[int, Iterator[
             raise AudioError(f"{name}: audio data is corrupt or truncated ({_short(e)})") from None
 
     return sr, blocks()
+
+
+def clip_blocks(open_blocks: Callable[[], Iterator[np.ndarray]], sr: int, fe: FrontEnd,
+                resampler: str = "soxr_hq") -> Iterator[np.ndarray]:
+    """Mono blocks of one clip at fe.sample_rate, peak-normalised when the front end asks for it.
+
+    `open_blocks()` returns a fresh iterator over the clip's mono blocks at rate `sr`. With `fe.peak_dbfs`
+    set, a first pass finds the peak: a clip of up to HOLD_SECONDS is kept from it, a longer one is read
+    again (`open_blocks()` a second time), so a long file is never held in memory whole. The gain is
+    applied before resampling (both are linear, so the order only moves float rounding). A clip of
+    digital silence is left as it is.
+    """
+    blocks = open_blocks()
+    if fe.peak_dbfs is not None:
+        peak, held, n_held = 0.0, [], 0
+        for b in blocks:
+            peak = max(peak, float(np.abs(b).max(initial=0.0)))
+            if held is not None:
+                held.append(b)
+                n_held += len(b)
+                held = held if n_held <= HOLD_SECONDS * sr else None
+        blocks = iter(held) if held is not None else open_blocks()
+        if peak > 0:
+            gain = np.float32(10.0 ** (fe.peak_dbfs / 20.0) / peak)
+            blocks = (b * gain for b in blocks)
+    return resample_blocks(blocks, sr, fe.sample_rate, resampler)
 
 
 def _short(e: Exception) -> str:
@@ -356,6 +387,6 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
 def load_patches_array(y, sr, fe: FrontEnd, **kw) -> tuple[np.ndarray, np.ndarray]:
     """All patches of an in-memory clip; a convenience for training code and tests."""
     sr = check_sample_rate(sr)
-    blocks = resample_blocks(mono_blocks_from_array(y, sr), sr, fe.sample_rate, kw.pop("resampler", "soxr_hq"))
+    blocks = clip_blocks(lambda: mono_blocks_from_array(y, sr), sr, fe, kw.pop("resampler", "soxr_hq"))
     parts = list(iter_patches(blocks, fe, **kw))
     return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])

@@ -77,9 +77,9 @@ def staged(paths, model, batch_size, resampler="soxr_hq"):
     for p in paths:
         t0 = time.perf_counter()
         rate, blocks = audio.mono_blocks_from_file(p)
-        blocks = list(blocks)
+        decoded = list(blocks)
         t1 = time.perf_counter()
-        blocks = list(audio.resample_blocks(blocks, rate, fe.sample_rate, resampler))
+        blocks = list(audio.clip_blocks(lambda: iter(decoded), rate, fe, resampler))  # peak level (if set), resample
         t2 = time.perf_counter()
         all_patches += [x for x, _ in audio.iter_patches(blocks, fe)]
         t3 = time.perf_counter()

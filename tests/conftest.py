@@ -17,12 +17,12 @@ N_TAGS = 20
 TAGS = [f"tag{i:02d}" for i in range(N_TAGS)]
 
 
-def make_checkpoint(folder, seed=0, **model_kw):
+def make_checkpoint(folder, seed=0, frontend=None, **model_kw):
     """A randomly initialised but fixed COALA checkpoint (full-size encoder unless model_kw shrinks it)."""
     torch.manual_seed(seed)
     cfg = ModelConfig(n_tags=N_TAGS, **model_kw)
     net = COALA(cfg).eval()
-    fe = FrontEnd()
+    fe = frontend or FrontEnd()
     # a plausible scaler: log-mel of audio in [-1, 1] lies roughly within [-16, 4]
     rng = np.random.RandomState(seed)
     mins = -16.0 + rng.uniform(0, 1, fe.n_mels)

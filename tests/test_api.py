@@ -226,3 +226,27 @@ def test_fast_inference_path_matches_the_network(model):
         ref = model.net.audio_encoder(torch.from_numpy(patches).unsqueeze(1)).numpy()
     np.testing.assert_allclose(frames, ref, atol=1e-5, rtol=0)
     assert model.net.audio_encoder.blocks[0][0].weight.is_contiguous()  # the user's network is untouched
+
+
+def test_peak_normalised_front_end_ignores_input_gain(model, tmp_path, monkeypatch):
+    from conftest import make_checkpoint
+
+    folder = make_checkpoint(tmp_path / "ckpt", seed=2, frontend=coala_embed.FrontEnd(peak_dbfs=-6.0), n_filters=8)
+    peak_model = coala_embed.load_model(folder, device="cpu")
+    assert peak_model.frontend.peak_dbfs == -6.0  # saved with the weights
+    y = tone(4.0, 44100, 330, seed=4)
+    loud, quiet = get_embedding(y, 44100, model=peak_model), get_embedding(0.02 * y, 44100, model=peak_model)
+    np.testing.assert_allclose(quiet, loud, rtol=1e-4, atol=1e-4)
+    # the reference front end (no normalisation) does see the gain
+    a, b = get_embedding(y, 44100, model=model), get_embedding(0.02 * y, 44100, model=model)
+    assert np.linalg.norm(a - b) > 0.1 * np.linalg.norm(a)
+    # a file gives what its array gives, whether held after the peak pass or (long) decoded twice
+    path = tmp_path / "quiet.wav"
+    sf.write(path, 0.02 * y, 44100, subtype="FLOAT")
+    for hold_seconds in (coala_embed.audio.HOLD_SECONDS, 1.0):
+        monkeypatch.setattr(coala_embed.audio, "HOLD_SECONDS", hold_seconds)
+        (_, e, _, err), = coala_embed.embed_files([str(path)], model=peak_model)
+        assert err is None
+        np.testing.assert_allclose(e.mean(axis=0), quiet, atol=1e-5)
+    # digital silence is left as it is, not divided by a zero peak
+    assert np.isfinite(get_embedding(np.zeros(30000, np.float32), 22000, model=peak_model)).all()

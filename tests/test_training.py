@@ -78,6 +78,20 @@ def test_prepare_writes_scaled_patches_and_stratified_split(prepared):
     assert len(fe.scaler_min) == 96 and fe.sample_rate == 22000
 
 
+def test_prepare_peak_normalises_and_saves_the_level(corpus, tmp_path):
+    meta = prepare.prepare(corpus, tmp_path / "peak", workers=1, limit=8, peak_dbfs=-6.0)
+    fe = coala_embed.FrontEnd.from_dict(meta["frontend"])
+    assert fe.peak_dbfs == -6.0
+    # the same clip at a tenth of the level gives the same log-mel once normalised
+    path = corpus / "audio" / "low_0.flac"
+    y, sr = sf.read(path, dtype="float32")
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, 0.1 * y, sr, subtype="FLOAT")
+    # (float32 rounding of the STFT moves bins ~100 dB below the peak by up to 1%)
+    np.testing.assert_allclose(prepare.clip_log_mel(quiet, fe), prepare.clip_log_mel(path, fe), atol=0.02)
+    assert not np.allclose(prepare.clip_log_mel(quiet, coala_embed.FrontEnd()), prepare.clip_log_mel(path, fe), atol=0.5)
+
+
 def test_best_patch_is_the_loudest():
     fe = coala_embed.FrontEnd()
     frames = np.zeros((400, 96), np.float32)

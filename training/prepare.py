@@ -42,8 +42,8 @@ def best_patch_starts(frames: np.ndarray, fe: audio.FrontEnd, k: int = 1) -> lis
 
 def clip_log_mel(path, fe: audio.FrontEnd) -> np.ndarray:
     """Unscaled log-mel frames (n_frames, n_mels) of a clip, zero-padded to at least one patch."""
-    sr, blocks = audio.mono_blocks_from_file(path)
-    y = np.concatenate(list(audio.resample_blocks(blocks, sr, fe.sample_rate)))
+    sr, _ = audio.mono_blocks_from_file(path)
+    y = np.concatenate(list(audio.clip_blocks(lambda: audio.mono_blocks_from_file(path)[1], sr, fe)))
     if len(y) < fe.min_samples:
         y = np.pad(y, (0, fe.min_samples - len(y)))
     return audio.log_mel(y, fe)
@@ -82,7 +82,7 @@ def write_split(out: Path, split: str, patches: np.ndarray, tags: np.ndarray, fe
 
 
 def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, seed: int = 0,
-            workers: int = 2, limit: int | None = None) -> dict:
+            workers: int = 2, limit: int | None = None, peak_dbfs: float | None = None) -> dict:
     corpus, out = Path(corpus), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -91,7 +91,7 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
     vocab = json.loads((corpus / "vocab.json").read_text())
     index = {t: i for i, t in enumerate(vocab)}
     clips = [c for c in clips if any(t in index for t in c["tags"])][:limit]
-    fe = audio.FrontEnd()
+    fe = audio.FrontEnd(peak_dbfs=peak_dbfs)
 
     jobs = [(corpus / c["path"], patches_per_clip, fe) for c in clips]
     with Pool(workers) as pool:
@@ -147,8 +147,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips (for quick trials)")
+    p.add_argument("--peak-dbfs", type=float, default=None,
+                   help="peak-normalise every clip to this level first (saved in the front end; default: no scaling)")
     args = p.parse_args(argv)
-    meta = prepare(args.corpus, args.out, args.patches_per_clip, args.val_fraction, args.seed, args.workers, args.limit)
+    meta = prepare(args.corpus, args.out, args.patches_per_clip, args.val_fraction, args.seed, args.workers, args.limit,
+                   args.peak_dbfs)
     print(json.dumps({k: v for k, v in meta.items() if k not in ("frontend", "tags", "failures")}, indent=1))
 
 
