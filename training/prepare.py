@@ -1,10 +1,11 @@
 """Corpus -> training patches: the max-energy patch of each clip, per-band scaler, 90/10 stratified split.
 
-    python -m training.prepare --corpus /work/corpus --out /work/prepared [--patches-per-clip 1]
+    python -m training.prepare --corpus /work/corpus --out /work/prepared [--patches-per-clip 1] [--peak-dbfs -6]
 
 Reads `<corpus>/manifest.jsonl` ({"path", "tags", ...} per clip) and `<corpus>/vocab.json`, computes
 log-mel frames with coala_embed's front end, picks each clip's 96-frame patch of highest summed log
-energy (searched every 12 frames, as the COALA reference), splits clips 90/10 with multilabel
+energy (searched every 12 frames, as the COALA reference; of the peak-normalised clip with
+--peak-dbfs, a level then saved in the front end), splits clips 90/10 with multilabel
 stratification, fits the per-band min-max scaler on the training patches only, and writes scaled
 patches as memory-mappable .npy files with `meta.json` (see training/data.py).
 """
