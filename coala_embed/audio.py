@@ -211,23 +211,26 @@ def mono_blocks_from_file(path, name: str | None = None) -> tuple[int, Iterator[
 
 
 def clip_blocks(open_blocks: Callable[[], Iterator[np.ndarray]], sr: int, fe: FrontEnd,
-                resampler: str = "soxr_hq") -> Iterator[np.ndarray]:
+                resampler: str = "soxr_hq", clip_seconds: float | None = None) -> Iterator[np.ndarray]:
     """Mono blocks of one clip at fe.sample_rate, peak-normalised when the front end asks for it.
 
     `open_blocks()` returns a fresh iterator over the clip's mono blocks at rate `sr`. With `fe.peak_dbfs`
     set, a first pass finds the peak: a clip of up to HOLD_SECONDS is kept from it, a longer one is read
     again (`open_blocks()` a second time), so a long file is never held in memory whole. The gain is
     applied before resampling (both are linear, so the order only moves float rounding). A clip of
-    digital silence is left as it is.
+    digital silence is left as it is. With `clip_seconds` (the cut of `iter_patches`), only the part
+    that is kept sets the peak.
     """
     blocks = open_blocks()
     if fe.peak_dbfs is not None:
         peak, held, n_held = 0.0, [], 0
+        counted = None if clip_seconds is None else int(np.ceil(clip_seconds * sr))
         for b in blocks:
-            peak = max(peak, float(np.abs(b).max(initial=0.0)))
+            kept = b if counted is None else b[: max(0, counted - n_held)]
+            peak = max(peak, float(np.abs(kept).max(initial=0.0)))
+            n_held += len(b)
             if held is not None:
                 held.append(b)
-                n_held += len(b)
                 held = held if n_held <= HOLD_SECONDS * sr else None
         blocks = iter(held) if held is not None else open_blocks()
         if peak > 0:
@@ -387,6 +390,7 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
 def load_patches_array(y, sr, fe: FrontEnd, **kw) -> tuple[np.ndarray, np.ndarray]:
     """All patches of an in-memory clip; a convenience for training code and tests."""
     sr = check_sample_rate(sr)
-    blocks = clip_blocks(lambda: mono_blocks_from_array(y, sr), sr, fe, kw.pop("resampler", "soxr_hq"))
+    blocks = clip_blocks(lambda: mono_blocks_from_array(y, sr), sr, fe, kw.pop("resampler", "soxr_hq"),
+                         kw.get("clip_seconds"))
     parts = list(iter_patches(blocks, fe, **kw))
     return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])

@@ -248,5 +248,11 @@ def test_peak_normalised_front_end_ignores_input_gain(model, tmp_path, monkeypat
         (_, e, _, err), = coala_embed.embed_files([str(path)], model=peak_model)
         assert err is None
         np.testing.assert_allclose(e.mean(axis=0), quiet, atol=1e-5)
+    # with the reference 10-s cut, a louder event after the cut does not change the level of what is kept
+    z = np.zeros(22000 * 12, np.float32)
+    z[:22000 * 4] = tone(4.0, 22000, 440, amp=0.1)
+    z[22000 * 11:] = 0.9
+    cut = dict(model=peak_model, clip_seconds=10.0)
+    np.testing.assert_allclose(get_embedding(z, 22000, **cut), get_embedding(z[:22000 * 10], 22000, **cut), atol=1e-6)
     # digital silence is left as it is, not divided by a zero peak
     assert np.isfinite(get_embedding(np.zeros(30000, np.float32), 22000, model=peak_model)).all()
