@@ -231,12 +231,23 @@ def clip_blocks(open_blocks: Callable[[], Iterator[np.ndarray]], sr: int, fe: Fr
             n_held += len(b)
             if held is not None:
                 held.append(b)
-                held = held if n_held <= HOLD_SECONDS * sr else None
+                if n_held > HOLD_SECONDS * sr:
+                    held = None  # too long to keep: decode again
         blocks = iter(held) if held is not None else open_blocks()
         if peak > 0:
             gain = np.float32(10.0 ** (fe.peak_dbfs / 20.0) / peak)
             blocks = (b * gain for b in blocks)
     return resample_blocks(blocks, sr, fe.sample_rate, resampler)
+
+
+def file_clip_blocks(path, fe: FrontEnd, resampler: str = "soxr_hq",
+                     clip_seconds: float | None = None) -> Iterator[np.ndarray]:
+    """`clip_blocks` of an audio file: its header is read once, and the file is decoded a second
+    time only for a peak-normalised clip longer than HOLD_SECONDS."""
+    sr, first = mono_blocks_from_file(path)
+    unused = [first]
+    return clip_blocks(lambda: unused.pop() if unused else mono_blocks_from_file(path)[1], sr, fe, resampler,
+                       clip_seconds)
 
 
 def _short(e: Exception) -> str:

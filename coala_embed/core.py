@@ -146,9 +146,7 @@ def _array_job(y, sr, name, model, hop_frames, center, clip_seconds, resampler):
 
 def _file_job(path, model, hop_frames, center, clip_seconds, resampler):
     def make_patches():
-        rate, _ = audio.mono_blocks_from_file(path)
-        blocks = audio.clip_blocks(lambda: audio.mono_blocks_from_file(path)[1], rate, model.frontend, resampler,
-                                   clip_seconds)
+        blocks = audio.file_clip_blocks(path, model.frontend, resampler, clip_seconds)
         return audio.iter_patches(blocks, model.frontend, hop_frames, center, clip_seconds)
     return make_patches
 

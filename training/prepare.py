@@ -43,8 +43,7 @@ def best_patch_starts(frames: np.ndarray, fe: audio.FrontEnd, k: int = 1) -> lis
 
 def clip_log_mel(path, fe: audio.FrontEnd) -> np.ndarray:
     """Unscaled log-mel frames (n_frames, n_mels) of a clip, zero-padded to at least one patch."""
-    sr, _ = audio.mono_blocks_from_file(path)
-    y = np.concatenate(list(audio.clip_blocks(lambda: audio.mono_blocks_from_file(path)[1], sr, fe)))
+    y = np.concatenate(list(audio.file_clip_blocks(path, fe)))
     if len(y) < fe.min_samples:
         y = np.pad(y, (0, fe.min_samples - len(y)))
     return audio.log_mel(y, fe)
