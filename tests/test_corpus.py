@@ -128,6 +128,18 @@ def test_build_clips_and_manifest(fake_pkg, tmp_path):
     assert vocab[:2] == ["long", "music"]  # most frequent first (3 clips each), ties alphabetical
 
 
+def test_tuxpaint_spoken_descriptions_carry_no_language(tmp_path):
+    # one voice reads each language, so a language tag would name the speaker
+    d = tmp_path / "stamps/animals/birds"
+    d.mkdir(parents=True)
+    (d / "rooster.txt").write_text("A rooster crowing.\nfr.utf8=Un coq qui chante.\n")
+    for rel in ["stamps/animals/birds/rooster_desc.ogg", "stamps/animals/birds/rooster_desc_fr.ogg",
+                "stamps/animals/birds/rooster_desc_ja.ogg"]:
+        assert C.tuxpaint_tags(str(tmp_path), rel) == ["speech", "voice", "spoken", "description"]
+    sound = C.tuxpaint_tags(str(tmp_path), "stamps/animals/birds/rooster.ogg")
+    assert sound == ["stamps", "animals", "birds", "rooster", "A rooster crowing."]
+
+
 def test_resample_and_segments():
     y = _tone(44100, 25.0).astype(np.float32)
     z = C.resample(y, 44100)
