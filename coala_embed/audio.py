@@ -219,13 +219,15 @@ def clip_blocks(open_blocks: Callable[[], Iterator[np.ndarray]], sr: int, fe: Fr
     again (`open_blocks()` a second time), so a long file is never held in memory whole. The gain is
     applied before resampling (both are linear, so the order only moves float rounding). A clip of
     digital silence is left as it is. With `clip_seconds` (the cut of `iter_patches`), only the part
-    that is kept sets the peak.
+    that is kept sets the peak, and the scan stops one block after the cut (that block is the
+    resampler's look-ahead, so the kept part resamples exactly as in the whole file).
     """
     blocks = open_blocks()
     if fe.peak_dbfs is not None:
         peak, held, n_held = 0.0, [], 0
         counted = None if clip_seconds is None else int(np.ceil(clip_seconds * sr))
         for b in blocks:
+            beyond_cut = counted is not None and n_held >= counted
             kept = b if counted is None else b[: max(0, counted - n_held)]
             peak = max(peak, float(np.abs(kept).max(initial=0.0)))
             n_held += len(b)
@@ -233,6 +235,8 @@ def clip_blocks(open_blocks: Callable[[], Iterator[np.ndarray]], sr: int, fe: Fr
                 held.append(b)
                 if n_held > HOLD_SECONDS * sr:
                     held = None  # too long to keep: decode again
+            if beyond_cut:
+                break
         blocks = iter(held) if held is not None else open_blocks()
         if peak > 0:
             gain = np.float32(10.0 ** (fe.peak_dbfs / 20.0) / peak)
@@ -386,6 +390,8 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
         n_signal += len(block)
         buf = np.concatenate([buf, block.astype(np.float32, copy=False)])
         yield from compute_frames(False)
+        if limit is not None and n_signal >= limit:
+            break  # the rest of the file is cut: do not decode it
     if n_signal == 0:
         raise AudioError("contains no samples")
     # short audio: pad to one patch (centred patching pads a whole patch already)

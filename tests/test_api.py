@@ -256,3 +256,32 @@ def test_peak_normalised_front_end_ignores_input_gain(model, tmp_path, monkeypat
     np.testing.assert_allclose(get_embedding(z, 22000, **cut), get_embedding(z[:22000 * 10], 22000, **cut), atol=1e-6)
     # digital silence is left as it is, not divided by a zero peak
     assert np.isfinite(get_embedding(np.zeros(30000, np.float32), 22000, model=peak_model)).all()
+
+
+def test_clip_seconds_stops_decoding_after_the_cut(model, tmp_path, monkeypatch):
+    from conftest import make_checkpoint
+
+    peak_model = coala_embed.load_model(make_checkpoint(tmp_path / "ckpt", seed=2, n_filters=8,
+                                                        frontend=coala_embed.FrontEnd(peak_dbfs=-6.0)), device="cpu")
+    y = tone(40.0, 44100, 330, seed=5)
+    y[44100 * 25:] *= 3.0  # louder after the cut: must not set the level of what is kept
+    path = tmp_path / "long.wav"
+    sf.write(path, y, 44100, subtype="FLOAT")
+    for m in (model, peak_model):
+        (_, whole, _, err), = coala_embed.embed_files([str(path)], model=m, clip_seconds=10.0)  # one 30-s block
+        assert err is None
+        decoded = []
+        real_open = coala_embed.audio.mono_blocks_from_file
+
+        def counting_open(p, name=None):
+            sr, blocks = real_open(p, name)
+            return sr, (decoded.append(len(b)) or b for b in blocks)
+
+        monkeypatch.setattr(coala_embed.audio, "READ_BLOCK_SECONDS", 1.0)
+        monkeypatch.setattr(coala_embed.audio, "mono_blocks_from_file", counting_open)
+        (_, blocked, _, err), = coala_embed.embed_files([str(path)], model=m, clip_seconds=10.0)
+        monkeypatch.undo()
+        assert err is None
+        # 10 s kept, plus one block of look-ahead (peak scan) or of resampler delay: not the 40 s
+        assert sum(decoded) <= 12 * 44100
+        np.testing.assert_allclose(blocked, whole, atol=1e-5)
