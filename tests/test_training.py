@@ -92,6 +92,19 @@ def test_prepare_peak_normalises_and_saves_the_level(corpus, tmp_path):
     assert not np.allclose(prepare.clip_log_mel(quiet, coala_embed.FrontEnd()), prepare.clip_log_mel(path, fe), atol=0.5)
 
 
+def test_prepare_caps_clips_per_identical_tag_set(corpus, tmp_path):
+    clips = [{"path": f"{i}.wav", "tags": ["speech", "voice"] if i < 30 else ["dog", "bark"]} for i in range(34)]
+    clips[5]["tags"] = ["voice", "speech", "dropped"]  # same set once tags outside the vocabulary go
+    index = {t: i for i, t in enumerate(["speech", "voice", "dog", "bark"])}
+    kept = prepare.cap_tag_sets(clips, index, max_clips=10, seed=0)
+    assert sum(c["tags"][0] != "dog" for c in kept) == 10 and sum(c["tags"][0] == "dog" for c in kept) == 4
+    assert [int(c["path"][:-4]) for c in kept] == sorted(int(c["path"][:-4]) for c in kept)  # manifest order
+    assert kept == prepare.cap_tag_sets(clips, index, max_clips=10, seed=0)
+    assert kept != prepare.cap_tag_sets(clips, index, max_clips=10, seed=1)
+    meta = prepare.prepare(corpus, tmp_path / "capped", workers=1, max_clips_per_tag_set=4)
+    assert meta["clips"] == 16 and meta["max_clips_per_tag_set"] == 4  # 4 kinds of 10 clips, 4 of each kept
+
+
 def test_best_patch_is_the_loudest():
     fe = coala_embed.FrontEnd()
     frames = np.zeros((400, 96), np.float32)

@@ -1,6 +1,7 @@
 """Corpus -> training patches: the max-energy patch of each clip, per-band scaler, 90/10 stratified split.
 
     python -m training.prepare --corpus /work/corpus --out /work/prepared [--patches-per-clip 1] [--peak-dbfs -6]
+        [--max-clips-per-tag-set 2000]
 
 Reads `<corpus>/manifest.jsonl` ({"path", "tags", ...} per clip) and `<corpus>/vocab.json`, computes
 log-mel frames with coala_embed's front end, picks each clip's 96-frame patch of highest summed log
@@ -67,6 +68,23 @@ def stratified_split(tags: np.ndarray, val_fraction: float, seed: int) -> tuple[
     return np.sort(train), np.sort(val)
 
 
+def cap_tag_sets(clips: list[dict], index: dict, max_clips: int, seed: int) -> list[dict]:
+    """Keep at most `max_clips` clips (a seeded random choice, in manifest order) of any one exact tag set.
+
+    NT-Xent treats every other clip in a batch as a negative. Clips with identical tags have identical
+    tag embeddings, so a tag set that fills a large share of the corpus (tuxpaint's 7,439 spoken
+    descriptions, 36% of it) puts many negatives in each batch that the loss cannot tell apart.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, clip in enumerate(clips):
+        groups.setdefault(tuple(sorted(t for t in clip["tags"] if t in index)), []).append(i)
+    rng = np.random.default_rng(seed)
+    keep = set()
+    for members in groups.values():
+        keep.update(rng.choice(members, max_clips, replace=False) if len(members) > max_clips else members)
+    return [clip for i, clip in enumerate(clips) if i in keep]
+
+
 def fit_scaler(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-band min and max over every frame of the training patches (patches: N, frames, bands)."""
     return patches.min(axis=(0, 1)), patches.max(axis=(0, 1))
@@ -82,7 +100,8 @@ def write_split(out: Path, split: str, patches: np.ndarray, tags: np.ndarray, fe
 
 
 def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, seed: int = 0,
-            workers: int = 2, limit: int | None = None, peak_dbfs: float | None = None) -> dict:
+            workers: int = 2, limit: int | None = None, peak_dbfs: float | None = None,
+            max_clips_per_tag_set: int | None = None) -> dict:
     corpus, out = Path(corpus), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -91,6 +110,8 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
     vocab = json.loads((corpus / "vocab.json").read_text())
     index = {t: i for i, t in enumerate(vocab)}
     clips = [c for c in clips if any(t in index for t in c["tags"])][:limit]
+    if max_clips_per_tag_set is not None:
+        clips = cap_tag_sets(clips, index, max_clips_per_tag_set, seed)
     fe = audio.FrontEnd(peak_dbfs=peak_dbfs)
 
     jobs = [(corpus / c["path"], patches_per_clip, fe) for c in clips]
@@ -130,6 +151,7 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
         "train_patches": len(train_patches),
         "val_patches": len(val_patches),
         "patches_per_clip": patches_per_clip,
+        "max_clips_per_tag_set": max_clips_per_tag_set,
         "val_fraction": val_fraction,
         "seed": seed,
         "seconds": round(time.time() - t0, 1),
@@ -149,9 +171,11 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips (for quick trials)")
     p.add_argument("--peak-dbfs", type=float, default=None,
                    help="peak-normalise every clip to this level first (saved in the front end; default: no scaling)")
+    p.add_argument("--max-clips-per-tag-set", type=int, default=None,
+                   help="keep at most N clips (seeded random choice) with any one identical tag set (default: all)")
     args = p.parse_args(argv)
     meta = prepare(args.corpus, args.out, args.patches_per_clip, args.val_fraction, args.seed, args.workers, args.limit,
-                   args.peak_dbfs)
+                   args.peak_dbfs, args.max_clips_per_tag_set)
     print(json.dumps({k: v for k, v in meta.items() if k not in ("frontend", "tags", "failures")}, indent=1))
 
 
