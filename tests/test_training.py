@@ -132,6 +132,9 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):
     model = coala_embed.load_model(folder, device="cpu")
     cfg = json.loads((folder / "config.json").read_text())
     assert cfg["provenance"]["epochs_trained"] == 2 and cfg["provenance"]["corpus_manifest_sha256"]
+    assert cfg["provenance"]["training_config"]["preparation"] == {
+        "clips": 40, "train_patches": 36, "val_patches": 4, "patches_per_clip": 1, "max_clips_per_tag_set": None,
+        "val_fraction": 0.1, "seed": 0}
     assert model.tags[:2] == ["tone", "low"]
     y = 0.3 * np.sin(2 * np.pi * 200 * np.arange(44100) / 22050)
     emb = coala_embed.get_embedding(y, 22050, model=model)

@@ -70,6 +70,11 @@ def make_optimizer(params, cfg):
     raise ValueError(f"unknown optimizer {cfg['optimizer']!r}")
 
 
+# how training.prepare made the patches; carried into the run config and so into exported checkpoints
+PREPARATION_KEYS = ("clips", "train_patches", "val_patches", "patches_per_clip", "max_clips_per_tag_set",
+                    "val_fraction", "seed")
+
+
 def lr_at(epoch_progress: float, cfg) -> float:
     if cfg["lr_schedule"] == "constant":
         return cfg["lr"]
@@ -145,7 +150,8 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
         train_set, val_set = load_prepared(data, "train"), load_prepared(data, "val")
         meta = load_prepared_meta(data)
         tags, frontend = meta["tags"], meta["frontend"]
-        data_info = {"data": str(data), "corpus_manifest_sha256": meta.get("corpus_manifest_sha256")}
+        data_info = {"data": str(data), "corpus_manifest_sha256": meta.get("corpus_manifest_sha256"),
+                     "preparation": {k: meta.get(k) for k in PREPARATION_KEYS}}
     else:
         train_set, val_set = load_hdf5(hdf5[0]), load_hdf5(hdf5[1])
         tags, frontend = load_hdf5_vocabulary(hdf5[2]), None
