@@ -24,6 +24,10 @@ import numpy as np
 from coala_embed import audio
 
 SEARCH_HOP_FRAMES = 12
+# the meta.json fields that say how the patches were made; a run copies them into its config, and so
+# into the checkpoints exported from it
+PREPARATION_KEYS = ("clips", "train_patches", "val_patches", "patches_per_clip", "max_clips_per_tag_set",
+                    "val_fraction", "seed")
 
 
 def best_patch_starts(frames: np.ndarray, fe: audio.FrontEnd, k: int = 1) -> list[int]:

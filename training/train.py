@@ -30,6 +30,7 @@ from coala_embed.model import COALA, ModelConfig
 from training.augment import augment, mel_band_centres
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared, load_prepared_meta
 from training.losses import coala_losses
+from training.prepare import PREPARATION_KEYS
 
 
 class Objective(nn.Module):
@@ -68,11 +69,6 @@ def make_optimizer(params, cfg):
     if cfg["optimizer"] == "adamw":
         return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     raise ValueError(f"unknown optimizer {cfg['optimizer']!r}")
-
-
-# how training.prepare made the patches; carried into the run config and so into exported checkpoints
-PREPARATION_KEYS = ("clips", "train_patches", "val_patches", "patches_per_clip", "max_clips_per_tag_set",
-                    "val_fraction", "seed")
 
 
 def lr_at(epoch_progress: float, cfg) -> float:
