@@ -15,7 +15,8 @@ import coala_embed
 from training import export, prepare, train
 from training.augment import augment, mel_band_centres
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
-from training.losses import generalised_kl, nt_xent
+from coala_embed.model import COALA, ModelConfig
+from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 2, "batch_size": 8, "png_every": 1, "num_threads": 1, "device": "cpu"}
@@ -119,6 +120,39 @@ def test_losses():
     assert float(generalised_kl(x, torch.rand_like(x))) > 1.0
     a = torch.randn(8, 16)
     assert float(nt_xent(a, a, 0.1)) < float(nt_xent(a, torch.randn(8, 16), 0.1))
+
+
+def _nt_xent_by_hand(a, b, tau, same):
+    """NT-Xent one anchor at a time; vector k belongs to item k % n, its positive is the other view."""
+    z = torch.nn.functional.normalize(torch.cat([a, b]), dim=1)
+    n, total = len(a), 0.0
+    for k in range(2 * n):
+        pos = (k + n) % (2 * n)
+        keep = [m for m in range(2 * n) if m != k and (m == pos or not same[k % n, m % n])]
+        logits = torch.stack([z[k] @ z[m] / tau for m in keep])
+        total += float(torch.logsumexp(logits, 0) - z[k] @ z[pos] / tau)
+    return total / (2 * n)
+
+
+def test_nt_xent_can_mask_identical_tag_sets():
+    t = torch.tensor([[1, 0, 1], [1, 0, 1], [0, 1, 0], [1, 1, 0], [1, 0, 1]], dtype=torch.float32)
+    same = identical_rows(t)
+    assert same.tolist()[0] == [True, True, False, False, True] and same[2].sum() == 1
+    a, b = torch.randn(5, 8), torch.randn(5, 8)
+    masked = float(nt_xent(a, b, 0.1, same))
+    assert masked == pytest.approx(_nt_xent_by_hand(a, b, 0.1, same), rel=1e-5)
+    assert masked != pytest.approx(float(nt_xent(a, b, 0.1)), rel=1e-3)
+    distinct = identical_rows(torch.eye(5))
+    assert float(nt_xent(a, b, 0.1, distinct)) == pytest.approx(float(nt_xent(a, b, 0.1)), rel=1e-6)
+    # as a config switch of the objective: only the contrastive term changes
+    torch.manual_seed(0)
+    net = COALA(ModelConfig(variant="e-c", n_tags=3)).eval()
+    x = torch.rand(5, 1, 96, 96)
+    cfg = _config(variant="e-c")
+    with torch.no_grad():
+        paper = coala_losses(net, x, t, cfg)["contrastive"]
+        fixed = coala_losses(net, x, t, {**cfg, "mask_same_tags": True})["contrastive"]
+    assert float(fixed) < float(paper)  # fewer terms in every denominator that had an identical tag set
 
 
 def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):

@@ -15,14 +15,27 @@ def tag_bce(t, t_hat):
     return F.binary_cross_entropy(t_hat.clamp(EPS, 1 - EPS), t)
 
 
-def nt_xent(a, b, tau: float):
-    """SimCLR's NT-Xent over the 2N vectors of a batch: a[i] and b[i] are positives, self-pairs excluded."""
+def nt_xent(a, b, tau: float, same=None):
+    """SimCLR's NT-Xent over the 2N vectors of a batch: a[i] and b[i] are positives, self-pairs excluded.
+
+    same: optional (N, N) bool, True where items i and j must not be each other's negatives
+    (identical tag sets); both a[j] and b[j] then leave the denominators of a[i] and b[i].
+    """
     z = F.normalize(torch.cat([a, b]), dim=1)
     sim = z @ z.T / tau
     n = a.shape[0]
     sim.fill_diagonal_(float("-inf"))
+    if same is not None:
+        same = same.clone()
+        same.fill_diagonal_(False)  # keeps each positive pair
+        sim = sim.masked_fill(same.repeat(2, 2), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(a.device)
     return F.cross_entropy(sim, targets)
+
+
+def identical_rows(t):
+    """(N, N) bool: True where rows i and j of the multi-hot tag matrix are equal."""
+    return (t.unsqueeze(1) == t.unsqueeze(0)).all(-1)
 
 
 def coala_losses(net, x, t, cfg: dict) -> dict:
@@ -36,7 +49,11 @@ def coala_losses(net, x, t, cfg: dict) -> dict:
         bce = tag_bce(t, net.classifier(z_a).float())
         return {"tag": bce, "total": bce}
     z_t = net.tag_encoder(t)
-    contrastive = nt_xent(net.audio_affine(z_a).float(), net.tag_affine(z_t).float(), cfg["tau"])
+    # The paper's NT-Xent counts every other item as a negative. Items with identical tag sets have
+    # identical tag embeddings, so as negatives they cannot be told from the positive; mask_same_tags
+    # drops them from the denominators (off by default: the paper's loss).
+    same = identical_rows(t) if cfg.get("mask_same_tags") else None
+    contrastive = nt_xent(net.audio_affine(z_a).float(), net.tag_affine(z_t).float(), cfg["tau"], same)
     out = {"contrastive": contrastive}
     total = cfg["lambda_contrastive"] * contrastive
     if variant == "ae-c":
