@@ -12,10 +12,10 @@ import soundfile as sf
 import torch
 
 import coala_embed
+from coala_embed.model import COALA, ModelConfig
 from training import export, prepare, train
 from training.augment import augment, mel_band_centres
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
-from coala_embed.model import COALA, ModelConfig
 from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent
 
 REPO = Path(__file__).resolve().parents[1]
