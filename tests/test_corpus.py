@@ -140,16 +140,6 @@ def test_tuxpaint_spoken_descriptions_carry_no_language(tmp_path):
     assert sound == ["stamps", "animals", "birds", "rooster", "A rooster crowing."]
 
 
-def test_voice_packs_and_civilisations_carry_no_speaker():
-    hw, ad = C.TAGGERS["hedgewars-data"], C.TAGGERS["0ad-data"]
-    assert hw("r", "usr/share/games/hedgewars/Data/Sounds/voices/Pirate/Hello.ogg") == \
-        ["usr", "share", "games", "hedgewars", "Data", "Sounds", "voices", "Hello"]
-    assert hw("r", "usr/share/games/hedgewars/Data/Sounds/minigun.ogg")[-2:] == ["Sounds", "minigun"]
-    assert ad("r", "public_zip/audio/voice/greek/civ/civ_female_heal_1.ogg") == \
-        ["public_zip", "audio", "voice", "civ", "civ_female_heal_1"]
-    assert ad("r", "public_zip/audio/actor/voice.ogg") == ["public_zip", "audio", "actor", "voice"]
-
-
 def test_resample_and_segments():
     y = _tone(44100, 25.0).astype(np.float32)
     z = C.resample(y, 44100)

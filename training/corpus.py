@@ -145,24 +145,8 @@ def tuxpaint_tags(root: str, rel: str) -> List[str]:
     return texts
 
 
-def voice_tags(voice_dir: str) -> Callable[[str, str], List[str]]:
-    """Path tags without the folder that names the speaker: hedgewars keeps each
-    voice pack in voices/<pack>/ (15 packs saying the same ~60 lines) and 0 A.D.
-    each civilisation's voices in voice/<civ>/. As with tuxpaint's languages, a
-    speaker tag rewards the contrastive loss for telling voices apart; without it
-    the 15 voices saying "hello" share one tag set, which rewards hearing the word."""
-    def tagger(root: str, rel: str) -> List[str]:
-        parts = list(Path(rel).parts)
-        if voice_dir in parts[:-2]:
-            del parts[parts.index(voice_dir) + 1]
-        return path_tag_text(str(Path(*parts)))
-    return tagger
-
-
 TAGGERS: Dict[str, Callable[[str, str], List[str]]] = {
     "tuxpaint-stamps-default": tuxpaint_tags,
-    "hedgewars-data": voice_tags("voices"),
-    "0ad-data": voice_tags("voice"),
 }
 
 
