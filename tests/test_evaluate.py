@@ -253,3 +253,18 @@ def test_bad_file_is_reported_and_left_out(tmp_path):
     task = res["tasks"]["bad"]
     assert task["n_clips"] == 12 and len(task["failed_files"]) >= 1 and "broken.wav" in task["failed_files"][0]
     assert res["timings"]["bad"]["mfcc"]["failed"] == 1
+
+
+def test_anchor_ablation_views_match_the_anchor_layout():
+    from training.anchor_ablation import mfcc_views
+
+    t = np.arange(22050, dtype=np.float32) / 22050
+    y = np.sin(2 * np.pi * (200 + 300 * t) * t).astype(np.float32)
+    mf = features._mfcc(features._power_spec(y), features.FEATURE_SR)
+    views = mfcc_views(features.mfcc_anchor_from_audio(y)[None])
+    np.testing.assert_allclose(views["static MFCC mean (20)"][0], mf.mean(axis=1), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(views["static MFCC mean and std, no deltas (40)"][0],
+                               np.concatenate([mf.mean(axis=1), mf.std(axis=1)]), rtol=1e-5, atol=1e-4)
+    assert {k: v.shape[1] for k, v in views.items()} == {
+        "MFCC anchor (120)": 120, "means only (60)": 60, "stds only (60)": 60,
+        "static MFCC mean and std, no deltas (40)": 40, "static MFCC mean (20)": 20}
