@@ -4,9 +4,9 @@
 
 Scores parts of the 120-d anchor (static MFCC mean, mean and std, all means, all stds), the model,
 random weights, and the model concatenated with the anchor, with the protocol and folds of
-`training.evaluate` and vectors from its cache. The model's front end sees each clip at 0.74 s a
-time step (96-frame patches, encoder strides 2^5), the anchor at 23 ms through its deltas and stds:
-this tells whether a set is decided by the fine time course, which the clip embedding cannot hold.
+`training.evaluate` and vectors from its cache. The model's output has time steps of 0.74 s (96-frame
+patches, five stride-2 blocks), the anchor's deltas and stds follow 23-ms frames: this tells whether
+a set is decided by a time course finer than the model's steps.
 """
 from __future__ import annotations
 
