@@ -45,20 +45,19 @@ def main(argv=None) -> int:
     settings = E.ClassifierSettings()
     for ds in datasets:
         found = [E.extract(ds, ex, E.DEFAULT_CACHE, progress=False) for ex in extractors]
-        ok = [i for i in range(len(ds.files)) if all(i in r["vectors"] for r in found)]
-        X = {ex.name: np.stack([r["vectors"][i] for i in ok]) for ex, r in zip(extractors, found)}
-        ds = ds.subset(np.isin(np.arange(len(ds.files)), ok))
+        ok = np.asarray([all(i in r["vectors"] for r in found) for i in range(len(ds.files))])
+        X = {ex.name: np.stack([r["vectors"][i] for i in np.flatnonzero(ok)]) for ex, r in zip(extractors, found)}
+        ds = ds.subset(ok)
         views = mfcc_views(X["mfcc"])
         views.update({f"{name} ({X[name].shape[1]})": X[name], f"random weights ({X['random'].shape[1]})": X["random"],
                       f"{name} + MFCC anchor": np.hstack([X[name], X["mfcc"]])})
         splits = {s: E.make_splits(ds.labels, ds.groups, settings.folds, s)[0] for s in settings.seeds}
-        print(f"{ds.name} ({len(ok)} clips): accuracy %, and paired difference to the MFCC anchor (se)")
-        anchor = None
-        for label, x in views.items():
+        print(f"{ds.name} ({len(ds.files)} clips): accuracy %, and paired difference to the MFCC anchor (se)")
+        accs = {}
+        for label, x in views.items():  # the full anchor first: the others are paired against it
             r = E.cross_validate(x, ds.labels, splits, settings, jobs=args.jobs)
-            acc = 100 * np.array([a for s in sorted(r["fold_accuracies"]) for a in r["fold_accuracies"][s]])
-            anchor = acc if anchor is None else anchor
-            d = acc - anchor
+            acc = accs[label] = 100 * np.array([a for s in sorted(r["fold_accuracies"]) for a in r["fold_accuracies"][s]])
+            d = acc - next(iter(accs.values()))
             print(f"  {label:45s} {acc.mean():5.1f} ± {acc.std():4.1f}   {d.mean():+5.1f} "
                   f"(se {d.std(ddof=1) / np.sqrt(len(d)):.1f})", flush=True)
     return 0
