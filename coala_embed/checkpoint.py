@@ -63,8 +63,11 @@ def sha256_file(path) -> str:
 
 
 def save_checkpoint(folder, net: COALA, frontend: FrontEnd, tags, provenance: dict | None = None,
-                    inference_only: bool = True) -> Path:
-    """Write `model.safetensors` + `config.json` into folder; returns the folder."""
+                    inference_only: bool = True, licence: dict | None = None) -> Path:
+    """Write `model.safetensors` + `config.json` into folder; returns the folder.
+
+    `licence`, if given, is stored as the config's "licence" (the weights' terms travel with them).
+    """
     if frontend.scaler_min is None:
         raise ValueError("the front end has no fitted scaler; a checkpoint must carry one")
     if len(tags) != net.cfg.n_tags:
@@ -88,6 +91,8 @@ def save_checkpoint(folder, net: COALA, frontend: FrontEnd, tags, provenance: di
         "weights_sha256": sha256_file(weights),
         "provenance": provenance or {},
     }
+    if licence is not None:
+        config["licence"] = licence
     (folder / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
     return folder
 

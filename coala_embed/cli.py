@@ -1,4 +1,4 @@
-"""Command line: `coala-embed INPUTS... --output-dir DIR` and `coala-embed tags FILE...`.
+"""Command line: `coala-embed [-o DIR] INPUTS...` and `coala-embed tags FILE...`.
 
     coala-embed audio/*.wav --output-dir feats          # one <stem>.npz per file
     coala-embed corpus/ --output-dir feats --hop-size 0.5
@@ -119,6 +119,11 @@ def _format_seconds(s: float) -> str:
     return f"{s / 3600:.2f} h"
 
 
+def _format_speed(ratio: float) -> str:
+    """Audio seconds per wall-clock second, two significant digits below 10x (short runs read 0.4x, not 0x)."""
+    return f"{ratio:.2g}x real time" if ratio < 10 else f"{ratio:.0f}x real time"
+
+
 def _audio_seconds(path) -> float:
     try:
         import soundfile as sf
@@ -149,15 +154,17 @@ class _DefaultGroup(click.Group):
     default_command = "embed"
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        if not args:  # as git and pip do: the help, and the exit status of a usage error
+            click.echo(ctx.get_help(), err=True)
+            ctx.exit(2)
+        if args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = [self.default_command] + list(args)
-        elif not args:
-            args = [self.default_command]
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx, formatter):
-        formatter.write("Usage: coala-embed INPUTS... --output-dir DIR [OPTIONS]\n"
-                        "       coala-embed tags FILES... [--top-k K] [OPTIONS]\n")
+        formatter.write("Usage: coala-embed [OPTIONS] INPUTS...       (embed; -o DIR for the output folder)\n"
+                        "       coala-embed tags [OPTIONS] FILES...\n"
+                        "       coala-embed tags --list-tags\n")
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,8 +173,9 @@ def main():
     """COALA audio embeddings (1152-d, from co-aligned audio and tag autoencoders).
 
     \b
-      coala-embed INPUTS... --output-dir DIR   embed audio files (the default command)
-      coala-embed tags FILES...                print zero-shot tags of audio files
+      coala-embed [-o DIR] INPUTS...   embed audio files (the default command)
+      coala-embed tags FILES...        print zero-shot tags of audio files
+      coala-embed tags --list-tags     print the tags the model knows
 
     Run `coala-embed embed --help` or `coala-embed tags --help` for the options.
     """
@@ -255,7 +263,7 @@ def embed_command(inputs, output_dir, suffix, overwrite, model_source, hop_size,
     summary = (f"{counts['written']} written, {counts['skipped']} skipped (output exists), "
                f"{counts['failed']} failed in {_format_seconds(elapsed)}")
     if audio_seconds > 0:
-        summary += f"; {_format_seconds(audio_seconds)} of audio ({audio_seconds / max(elapsed, 1e-9):.0f}x real time)"
+        summary += f"; {_format_seconds(audio_seconds)} of audio ({_format_speed(audio_seconds / max(elapsed, 1e-9))})"
     click.echo(summary, err=True)
     sys.exit(1 if counts["failed"] else 0)
 
@@ -272,19 +280,26 @@ def _expand_or_exit(inputs):
 
 
 @main.command("tags", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Tags per file.")
+@click.option("--list-tags", is_flag=True, help="Print the model's tag vocabulary, one tag per line, and exit.")
 @_common_options
-def tags_command(inputs, top_k, model_source, hop_size, batch_size, device, center, resampler):
+def tags_command(inputs, top_k, list_tags, model_source, hop_size, batch_size, device, center, resampler):
     """Print zero-shot tags of audio files (files, folders or glob patterns).
 
     Tags are the model's vocabulary words whose aligned vectors are closest (cosine similarity) to the
     clip's aligned audio vector. One line per file: `path<TAB>tag (similarity), ...`.
+    `--list-tags` prints the vocabulary instead (the words `get_tag_embedding` accepts).
     """
     import numpy as np
 
     from .core import _rank_tags, embed_files
 
+    if list_tags:
+        click.echo("\n".join(_load(model_source, device).tags))
+        return
+    if not inputs:
+        raise click.UsageError("give audio FILES to tag, or --list-tags")
     files, problems = _expand_or_exit(inputs)
     model = _load(model_source, device)
     if not model.net.has_tag_space:

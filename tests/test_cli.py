@@ -145,8 +145,24 @@ def test_help_and_version():
         assert r.exit_code == 0 and "--hop-size" in r.output
     r = CliRunner().invoke(main, ["--version"])
     assert r.exit_code == 0 and "coala-embed" in r.output
-    r = CliRunner().invoke(main, [])
-    assert r.exit_code == 2
+    r = CliRunner().invoke(main, [])  # no arguments: the help (as git and pip), exit 2
+    assert r.exit_code == 2 and "Missing argument" not in r.output
+    assert "coala-embed tags --list-tags" in r.stderr and "Usage: coala-embed [OPTIONS] INPUTS..." in r.stderr
+    assert "INPUTS... --output-dir" not in r.stderr  # the output folder is optional
+
+
+def test_list_tags(run):
+    r = run("tags", "--list-tags")
+    assert r.exit_code == 0 and r.stdout.split() == TAGS
+    r = run("tags")
+    assert r.exit_code == 2 and "--list-tags" in r.output
+
+
+@pytest.mark.parametrize("ratio, text", [(0.034, "0.034x"), (0.4, "0.4x"), (7.16, "7.2x"), (596.4, "596x")])
+def test_real_time_factor_is_never_rounded_to_zero(ratio, text):
+    from coala_embed.cli import _format_speed
+
+    assert _format_speed(ratio) == f"{text} real time"
 
 
 def test_expand_inputs_deduplicates(wav_dir):

@@ -56,3 +56,19 @@ def test_bundled_zero_shot_tags_come_from_the_vocabulary(model):
     assert len(tags) == 5 and all(t in model.tags for t, _ in tags)
     scores = [s for _, s in tags]
     assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+
+
+def test_licence_travels_with_the_weights(model):
+    """The shipped config says what an export writes now, and the weights' README lists every source."""
+    import csv
+
+    from training.export import WEIGHTS_LICENCE
+
+    assert model.config["licence"] == WEIGHTS_LICENCE and WEIGHTS_LICENCE["spdx"] == "NOASSERTION"
+    folder = bundled_weights_dir()
+    readme = (folder / "README.md").read_text()
+    sources = folder.parent / "training" / "sources.csv"
+    if not sources.exists():
+        pytest.skip("not a source checkout")
+    for row in csv.DictReader(sources.open()):
+        assert f"| {row['package']} | {row['version']} |" in readme

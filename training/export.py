@@ -18,6 +18,22 @@ from coala_embed.checkpoint import save_checkpoint
 from training.train import build_net
 
 
+# The weights learn from the corpus of training/sources.csv, whose licences include GPL-2, GPL-2+,
+# GPL-3+, LGPL-2.1+ and CC-BY-SA-3.0/4.0; no single licence satisfies all of them, so none is asserted
+# (README, "Licence of the weights"). Stored in every exported config.json.
+WEIGHTS_LICENCE = {
+    "spdx": "NOASSERTION",
+    "code": "MIT",
+    "summary": ("The weights are not offered under the code's MIT licence. They were trained on sounds under "
+                "GPL-2, GPL-2+, GPL-3+, LGPL-2.1+, CC-BY-SA-3.0, CC-BY-SA-4.0 and permissive licences "
+                "(the weights' README.md and training/sources.csv list each package, version and licence). If trained weights are a "
+                "derivative work of their training data, those copyleft and share-alike terms apply; no single "
+                "licence satisfies all of them, so none is asserted. Redistribute the weights, or weights "
+                "derived from them, with that list and under the share-alike terms of those sources."),
+    "training_data_licences": "README.md beside these weights; training/sources.csv in the source",
+}
+
+
 def export_run(run, out, metrics: dict | None = None) -> Path:
     """Write the run's final network (inference modules), front end with scaler, tags and provenance."""
     run = Path(run)
@@ -40,7 +56,8 @@ def export_run(run, out, metrics: dict | None = None) -> Path:
         "final_epoch": history[-1] if history else None,
         "evaluation": metrics or {},
     }
-    return save_checkpoint(out, net, FrontEnd.from_dict(cfg["frontend"]), cfg["tags"], provenance)
+    return save_checkpoint(out, net, FrontEnd.from_dict(cfg["frontend"]), cfg["tags"], provenance,
+                           licence=WEIGHTS_LICENCE)
 
 
 def summarise_evaluation(results: dict) -> dict:
