@@ -204,33 +204,60 @@ def _common_options(f):
               help="Folder for the .npz outputs (created if needed) [default: beside each input].")
 @click.option("--suffix", default=None, help="Write <stem>_<suffix>.npz instead of <stem>.npz.")
 @click.option("--overwrite", is_flag=True, help="Re-embed files whose output exists (default: skip them).")
+@click.option("--format", "output_format", type=click.Choice(["npz", "parquet"]), default="npz", show_default=True,
+              help="One .npz per file, or one Parquet table per shard (--output-dir/embeddings*.parquet, "
+                   "needs pyarrow).")
+@click.option("--frames", is_flag=True, help="With --format parquet: also store patch embeddings and timestamps.")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Embed only the K-th (from 0) of N disjoint parts of the sorted inputs "
+                   "[default under torchrun: RANK/WORLD_SIZE, on GPU LOCAL_RANK].")
 @_common_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages; errors and summary only.")
-def embed_command(inputs, output_dir, suffix, overwrite, model_source, hop_size, batch_size, device, center,
-                  resampler, quiet):
+def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, shard, model_source, hop_size,
+                  batch_size, device, center, resampler, quiet):
     """Embed audio files: INPUTS are files, folders (recursive) or glob patterns.
 
     Writes one <stem>[_suffix].npz per file holding `embedding` (T, 1152) float32 patch embeddings,
     `timestamps` (T,) patch centres in seconds and `mean` (1152,). Existing outputs are skipped unless
-    --overwrite, so an interrupted run resumes. Bad files are reported and skipped; the exit status is 1
-    if any input failed, 2 if there was nothing to do.
+    --overwrite, so an interrupted run resumes. With --format parquet, one table per shard with a row per
+    file (path, status, error, duration, embedding), which a re-run completes. Bad files are reported and
+    skipped; the exit status is 1 if any input failed, 2 if there was nothing to do.
     """
     from .core import process_file
+    from .shard import device_from_env, parse_shard, shard_from_env, shard_indices
 
     t0 = time.perf_counter()
+    try:
+        shard = parse_shard(shard) if shard is not None else shard_from_env()
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--shard")
+    if output_format == "parquet":
+        from .parquet import require_pyarrow
+
+        if output_dir is None:
+            raise click.UsageError("--format parquet needs --output-dir (the folder of the table)")
+        try:
+            require_pyarrow()
+        except ImportError as e:
+            raise click.ClickException(str(e))
+    elif frames:
+        raise click.UsageError("--frames is for --format parquet (the .npz files always hold the patch embeddings)")
     files, problems = _expand_or_exit(inputs)
-    model = _load(model_source, device)
+    model = _load(model_source, device or device_from_env())
 
     # files found in folders keep their sub-folder layout under --output-dir; process_file reports
     # two inputs that would still write the same output
     folders = [None if output_dir is None else Path(output_dir) / rel for _, rel in files]
+    if output_format == "parquet":
+        folders = Path(output_dir)
+    n_files = len(files) if shard is None else len(shard_indices([p for p, _ in files], shard))
     counts = {"written": 0, "skipped": 0, "failed": len(problems)}
     audio_seconds = 0.0
     bar = None
     if not quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(files), unit="file", desc="coala-embed", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=n_files, unit="file", desc="coala-embed", file=sys.stderr, dynamic_ncols=True)
 
     def on_result(result):
         nonlocal audio_seconds
@@ -246,8 +273,8 @@ def embed_command(inputs, output_dir, suffix, overwrite, model_source, hop_size,
     try:
         process_file([p for p, _ in files], output_dir=folders, suffix=suffix, overwrite=overwrite, model=model,
                      hop_size=hop_size, batch_size=batch_size, center=center, resampler=resampler,
-                     on_result=on_result)
-    except OSError as e:  # the output folder cannot be created
+                     on_result=on_result, shard=shard, output_format=output_format, frames=frames)
+    except (OSError, RuntimeError, ValueError) as e:  # no output folder; a table made otherwise or in use
         raise click.ClickException(str(e))
     except KeyboardInterrupt:
         if bar is not None:

@@ -234,8 +234,9 @@ def _write_npz_atomic(target: Path, **arrays):
 def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: bool = False, model=None,
                  hop_size: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE, device=None,
                  center: bool = False, clip_seconds: float | None = None, resampler: str = "soxr_hq",
-                 on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
-    """Embed audio files and write `<stem>[_suffix].npz` for each.
+                 on_result: Callable[[FileResult], None] | None = None, shard: tuple[int, int] | None = None,
+                 output_format: str = "npz", frames: bool = False) -> list[FileResult]:
+    """Embed audio files and write `<stem>[_suffix].npz` for each (or one Parquet table).
 
     Each .npz holds `embedding` (T, 1152) float32 patch embeddings, `timestamps` (T,) patch centres in
     seconds, and `mean` (1152,) their mean, the clip embedding.
@@ -248,9 +249,13 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
         overwrite: re-embed files whose output exists; by default they are skipped (resumable runs).
         model, hop_size, batch_size, device, center, clip_seconds, resampler: as in `get_embedding`.
         on_result: called with each FileResult as soon as it is known (progress reporting).
+        shard: (K, N) to embed only the K-th (from 0) of N disjoint parts of the paths (coala_embed.shard).
+        output_format: 'npz', or 'parquet' for one table `<output_dir>/embeddings[_suffix][-K-of-N].parquet`
+            per shard, one row per file, which a re-run completes (coala_embed.parquet; needs pyarrow).
+        frames: with 'parquet', also store the patch embeddings and timestamps (the .npz files always do).
 
     Returns:
-        one FileResult per input, in order. A bad file is reported as 'failed' with the reason and
+        one FileResult per input (of the shard), in order. A bad file is reported as 'failed' with the reason and
         does not stop the others; outputs are written atomically.
     """
     model = get_model(model, device)
@@ -259,6 +264,18 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
     folders = list(output_dir) if isinstance(output_dir, (list, tuple)) else [output_dir] * len(paths)
     if len(folders) != len(paths):
         raise ValueError(f"{len(paths)} paths but {len(folders)} output folders")
+    if shard is not None:
+        from .shard import shard_indices
+
+        keep = shard_indices(paths, shard)
+        paths, folders = [paths[i] for i in keep], [folders[i] for i in keep]
+    if output_format == "parquet":
+        from .parquet import write_table
+
+        return write_table(paths, output_dir, suffix, shard, overwrite, model, frames, on_result, hop_size=hop_size,
+                           batch_size=batch_size, center=center, clip_seconds=clip_seconds, resampler=resampler)
+    if output_format != "npz":
+        raise ValueError(f"output_format must be 'npz' or 'parquet', got {output_format!r}")
     for folder in dict.fromkeys(f for f in folders if f is not None):
         try:
             Path(folder).mkdir(parents=True, exist_ok=True)

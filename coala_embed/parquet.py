@@ -1,0 +1,273 @@
+"""Embeddings as one Apache Parquet table per shard (`process_file(..., output_format="parquet")`).
+
+One row per input file: path, status ('written' or 'failed'), error, duration (seconds, from the
+file's header), embedding (the clip embedding, fixed-size list of float32) and, with frames=True,
+patch_embeddings (a list of fixed-size lists) and timestamps (patch centres in seconds).
+
+Surviving a kill: results are committed every few hundred rows (or every minute) as a small Parquet
+file in a hidden folder beside the table (`.<table>.parts/part-NNNNNN.parquet`, written to a temporary
+name and renamed, so a part is whole or absent). At the end of a run the existing table and the parts
+are merged into a temporary file that replaces the table in one rename, then the parts are removed.
+A run that starts finds the paths already done in the table and in any parts left by a killed run, and
+embeds only the others; the merge keeps one row per path (the newest), so a kill at any point, even
+between the rename and the removal of the parts, loses no committed row and writes none twice. Failed
+rows are retried by the next run, and replaced by its result.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .shard import shard_name
+
+ROWS_PER_PART = 256  # rows per committed part (and so per row group of the table)
+SECONDS_PER_PART = 60.0  # at most this much work is lost to a kill
+BYTES_PER_PART = 64 << 20  # long files with frames=True: bound the rows held in memory
+
+
+def require_pyarrow():
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ImportError('output_format="parquet" needs pyarrow: pip install "coala-embed[parquet]"') from None
+
+
+def table_path(output_dir, suffix=None, shard=None) -> Path:
+    """<output_dir>/embeddings[_suffix][-KKKKK-of-NNNNN].parquet"""
+    stem = "embeddings" + (f"_{suffix}" if suffix else "") + (shard_name(shard) if shard is not None else "")
+    return Path(output_dir) / f"{stem}.parquet"
+
+
+def schema(dim: int, frames: bool, settings: dict):
+    import pyarrow as pa
+
+    vector = pa.list_(pa.float32(), dim)
+    fields = [("path", pa.string()), ("status", pa.string()), ("error", pa.string()), ("duration", pa.float64()),
+              ("embedding", vector)]
+    if frames:
+        fields += [("patch_embeddings", pa.list_(vector)), ("timestamps", pa.list_(pa.float64()))]
+    return pa.schema(fields, metadata={"coala_embed": json.dumps(settings, sort_keys=True)})
+
+
+class TableWriter:
+    """Rows of one shard's table: committed in parts as they come, merged into the table by close().
+
+    A lock file keeps a second run off the same table (a job started twice).
+    """
+
+    def __init__(self, target, dim: int, frames: bool = False, settings: dict | None = None, overwrite: bool = False):
+        require_pyarrow()
+        import pyarrow.parquet as pq
+
+        self.target = Path(target)
+        self.parts = self.target.parent / f".{self.target.name}.parts"
+        self.schema = schema(dim, frames, settings or {})
+        self.dim, self.frames = dim, frames
+        self._lock = _lock(self.target.parent / f".{self.target.name}.lock")
+        for tmp in self.target.parent.glob(f".{self.target.name}.*.tmp"):  # a merge that was killed
+            tmp.unlink()
+        self.parts.mkdir(exist_ok=True)
+        for tmp in self.parts.glob("*.tmp"):  # a part that was killed while being written
+            tmp.unlink()
+        if overwrite:  # start afresh: the table is replaced by this run's rows only
+            for part in self._part_files():
+                part.unlink()
+        self.use_table = self.target.exists() and not overwrite
+        self.done: set[str] = set()  # paths with a 'written' row in the table or a committed part
+        for source in self._sources():
+            found = pq.read_schema(source)
+            if not found.equals(self.schema) or _settings(found) != _settings(self.schema):
+                self._lock.close()
+                raise ValueError(f"{source} was written with other settings ({_difference(found, self.schema)}); "
+                                 "write to another folder, or pass overwrite=True (--overwrite) to replace it")
+            t = pq.read_table(source, columns=["path", "status"])
+            for path, status in zip(t["path"].to_pylist(), t["status"].to_pylist()):
+                (self.done.add if status == "written" else self.done.discard)(path)
+        self._rows: list[tuple] = []
+        self._bytes = 0
+        self._since = time.monotonic()
+
+    def _part_files(self) -> list[Path]:
+        return sorted(self.parts.glob("part-*.parquet"))
+
+    def _sources(self) -> list[Path]:
+        return ([self.target] if self.use_table else []) + self._part_files()
+
+    def add(self, path: str, error: str | None, duration: float | None, embeddings=None, timestamps=None):
+        """One file's row: its patch embeddings (T, dim) float32 and timestamps (T,), or an error."""
+        mean = None if embeddings is None else embeddings.mean(axis=0, dtype=np.float64).astype(np.float32)
+        if not self.frames:
+            embeddings = timestamps = None
+        self._rows.append((path, error, duration, mean, embeddings, timestamps))
+        self._bytes += 0 if embeddings is None else embeddings.nbytes
+        if (len(self._rows) >= ROWS_PER_PART or self._bytes >= BYTES_PER_PART
+                or time.monotonic() - self._since >= SECONDS_PER_PART):
+            self.commit()
+
+    def commit(self):
+        """Write the rows held so far as the next part (whole or not at all)."""
+        import pyarrow.parquet as pq
+
+        if self._rows:
+            parts = self._part_files()
+            n = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
+            part = self.parts / f"part-{n:06d}.parquet"
+            tmp = self.parts / f"part-{n:06d}.tmp"
+            pq.write_table(self._table(self._rows), tmp)
+            _fsync(tmp)
+            os.replace(tmp, part)
+        self._rows, self._bytes, self._since = [], 0, time.monotonic()
+
+    def _table(self, rows):
+        import pyarrow as pa
+
+        failed = np.array([r[3] is None for r in rows])
+        means = np.zeros((len(rows), self.dim), np.float32)
+        for i, r in enumerate(rows):
+            if r[3] is not None:
+                means[i] = r[3]
+        columns = {
+            "path": pa.array([r[0] for r in rows], pa.string()),
+            "status": pa.array(np.where(failed, "failed", "written").tolist(), pa.string()),
+            "error": pa.array([r[1] for r in rows], pa.string()),
+            "duration": pa.array([r[2] for r in rows], pa.float64()),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(means.ravel()), self.dim, mask=pa.array(failed)),
+        }
+        if self.frames:
+            kept = [r for r in rows if r[4] is not None]
+            counts = [0 if r[4] is None else len(r[4]) for r in rows]
+            offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+            flat = np.concatenate([r[4] for r in kept]) if kept else np.zeros((0, self.dim), np.float32)
+            vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), self.dim)
+            times = pa.array(np.concatenate([r[5] for r in kept]) if kept else np.zeros(0), pa.float64())
+            columns["patch_embeddings"] = pa.ListArray.from_arrays(offsets, vectors, mask=pa.array(failed))
+            columns["timestamps"] = pa.ListArray.from_arrays(offsets, times, mask=pa.array(failed))
+        return pa.table(columns, schema=self.schema)
+
+    def close(self):
+        """Commit the rows held, merge table and parts into the table (one rename), remove the parts."""
+        import pyarrow.parquet as pq
+
+        try:
+            self.commit()
+            sources = self._sources()
+            if sources and sources != [self.target]:
+                keep = _newest_rows(sources)
+                tmp = self.target.parent / f".{self.target.name}.{os.getpid()}.tmp"
+                with pq.ParquetWriter(tmp, self.schema) as writer:
+                    for source, mask in zip(sources, keep):
+                        f = pq.ParquetFile(source)
+                        start = 0
+                        for g in range(f.num_row_groups):
+                            t = f.read_row_group(g)
+                            writer.write_table(t.filter(mask[start:start + len(t)]))
+                            start += len(t)
+                _fsync(tmp)
+                os.replace(tmp, self.target)
+            shutil.rmtree(self.parts)
+        finally:
+            self._lock.close()
+
+
+def _newest_rows(sources) -> list[np.ndarray]:
+    """For each source, which of its rows to keep: the last row of each path over all sources."""
+    import pyarrow.parquet as pq
+
+    seen: set = set()
+    keep = []
+    for source in reversed(sources):
+        paths = pq.read_table(source, columns=["path"])["path"].to_pylist()
+        mask = np.zeros(len(paths), bool)
+        for i in range(len(paths) - 1, -1, -1):
+            if paths[i] not in seen:
+                seen.add(paths[i])
+                mask[i] = True
+        keep.append(mask)
+    return keep[::-1]
+
+
+def _settings(s) -> dict:
+    return json.loads((s.metadata or {}).get(b"coala_embed", b"{}"))
+
+
+def _difference(then, now) -> str:
+    """'hop_size None, now 1.0' for the settings (and the layout) that differ."""
+    def described(s):
+        return {**_settings(s), "embedding size": s.field("embedding").type.list_size,
+                "frames": "patch_embeddings" in s.names}
+    a, b = described(then), described(now)
+    return "; ".join(f"{k} {a.get(k)}, now {b.get(k)}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k))
+
+
+def _fsync(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+class _lock:
+    """An exclusive, non-blocking lock on a file (released by the OS when the process dies)."""
+
+    def __init__(self, path: Path):
+        self.f = open(path, "a")
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock
+            return
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.f.close()
+            raise RuntimeError(f"another run is writing {path.name[1:-5]} (it holds {path})") from None
+
+    def close(self):
+        self.f.close()
+
+
+def write_table(paths, output_dir, suffix=None, shard=None, overwrite=False, model=None, frames=False,
+                on_result=None, **embed_kw):
+    """process_file's Parquet output: embed the paths not yet in the shard's table, then merge."""
+    from .core import FileResult, embed_files
+
+    if output_dir is None or isinstance(output_dir, (list, tuple)):
+        raise ValueError('output_format="parquet" needs one output_dir (the folder of the table)')
+    require_pyarrow()
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    target = table_path(output_dir, suffix, shard)
+    settings = {"weights_sha256": model.sha256,
+                **{k: v for k, v in sorted(embed_kw.items()) if k not in ("batch_size", "device", "num_workers")}}
+    writer = TableWriter(target, model.embedding_size, frames, settings, overwrite)
+    results, todo = {}, []
+
+    def report(path, result):
+        results[path] = result
+        if on_result is not None:
+            on_result(result)
+
+    for p in dict.fromkeys(map(os.fspath, paths)):  # a path given twice is embedded once
+        if p in writer.done:
+            report(p, FileResult(p, str(target), "skipped"))
+        else:
+            todo.append(p)
+    try:
+        for path, emb, ts, error in embed_files(todo, model=model, **embed_kw):
+            writer.add(path, error, _duration(path), emb, ts)
+            report(path, FileResult(path, str(target), "failed" if error else "written", error,
+                                    0 if emb is None else len(emb)))
+    finally:
+        writer.close()
+    return [results[os.fspath(p)] for p in paths]
+
+
+def _duration(path) -> float | None:
+    try:
+        import soundfile as sf
+
+        return float(sf.info(path).duration)
+    except Exception:  # the row's error says why the file is unreadable
+        return None
