@@ -101,11 +101,8 @@ class TableWriter:
 
     def add(self, path: str, error: str | None, duration: float | None, embeddings=None, timestamps=None):
         """One file's row: its patch embeddings (T, dim) float32 and timestamps (T,), or an error."""
-        mean = None if embeddings is None else embeddings.mean(axis=0, dtype=np.float64).astype(np.float32)
-        if not self.frames:
-            embeddings = timestamps = None
-        self._rows.append((path, error, duration, mean, embeddings, timestamps))
-        self._bytes += 0 if embeddings is None else embeddings.nbytes
+        self._rows.append(make_row(path, error, duration, embeddings, timestamps, self.frames))
+        self._bytes += 0 if self._rows[-1][4] is None else self._rows[-1][4].nbytes
         if (len(self._rows) >= ROWS_PER_PART or self._bytes >= BYTES_PER_PART
                 or time.monotonic() - self._since >= SECONDS_PER_PART):
             self.commit()
@@ -119,36 +116,10 @@ class TableWriter:
             n = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
             part = self.parts / f"part-{n:06d}.parquet"
             tmp = self.parts / f"part-{n:06d}.tmp"
-            pq.write_table(self._table(self._rows), tmp)
+            pq.write_table(to_table(self._rows, self.schema), tmp)
             _fsync(tmp)
             os.replace(tmp, part)
         self._rows, self._bytes, self._since = [], 0, time.monotonic()
-
-    def _table(self, rows):
-        import pyarrow as pa
-
-        failed = np.array([r[3] is None for r in rows])
-        means = np.zeros((len(rows), self.dim), np.float32)
-        for i, r in enumerate(rows):
-            if r[3] is not None:
-                means[i] = r[3]
-        columns = {
-            "path": pa.array([r[0] for r in rows], pa.string()),
-            "status": pa.array(np.where(failed, "failed", "written").tolist(), pa.string()),
-            "error": pa.array([r[1] for r in rows], pa.string()),
-            "duration": pa.array([r[2] for r in rows], pa.float64()),
-            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(means.ravel()), self.dim, mask=pa.array(failed)),
-        }
-        if self.frames:
-            kept = [r for r in rows if r[4] is not None]
-            counts = [0 if r[4] is None else len(r[4]) for r in rows]
-            offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-            flat = np.concatenate([r[4] for r in kept]) if kept else np.zeros((0, self.dim), np.float32)
-            vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), self.dim)
-            times = pa.array(np.concatenate([r[5] for r in kept]) if kept else np.zeros(0), pa.float64())
-            columns["patch_embeddings"] = pa.ListArray.from_arrays(offsets, vectors, mask=pa.array(failed))
-            columns["timestamps"] = pa.ListArray.from_arrays(offsets, times, mask=pa.array(failed))
-        return pa.table(columns, schema=self.schema)
 
     def close(self):
         """Commit the rows held, merge table and parts into the table (one rename), remove the parts."""
@@ -173,6 +144,42 @@ class TableWriter:
             shutil.rmtree(self.parts)
         finally:
             self._lock.close()
+
+
+def make_row(path, error, duration, embeddings, timestamps, frames: bool) -> tuple:
+    """(path, error, duration, clip embedding, patch embeddings, timestamps); the patches only with frames."""
+    mean = None if embeddings is None else embeddings.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return (path, error, duration, mean) + ((embeddings, timestamps) if frames else (None, None))
+
+
+def to_table(rows, schema):
+    """A pyarrow Table of rows from make_row, with the given schema (from `schema`)."""
+    import pyarrow as pa
+
+    dim = schema.field("embedding").type.list_size
+    frames = "patch_embeddings" in schema.names
+    failed = np.array([r[3] is None for r in rows])
+    means = np.zeros((len(rows), dim), np.float32)
+    for i, r in enumerate(rows):
+        if r[3] is not None:
+            means[i] = r[3]
+    columns = {
+        "path": pa.array([r[0] for r in rows], pa.string()),
+        "status": pa.array(np.where(failed, "failed", "written").tolist(), pa.string()),
+        "error": pa.array([r[1] for r in rows], pa.string()),
+        "duration": pa.array([r[2] for r in rows], pa.float64()),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(means.ravel()), dim, mask=pa.array(failed)),
+    }
+    if frames:
+        kept = [r for r in rows if r[4] is not None]
+        counts = [0 if r[4] is None else len(r[4]) for r in rows]
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+        flat = np.concatenate([r[4] for r in kept]) if kept else np.zeros((0, dim), np.float32)
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), dim)
+        times = pa.array(np.concatenate([r[5] for r in kept]) if kept else np.zeros(0), pa.float64())
+        columns["patch_embeddings"] = pa.ListArray.from_arrays(offsets, vectors, mask=pa.array(failed))
+        columns["timestamps"] = pa.ListArray.from_arrays(offsets, times, mask=pa.array(failed))
+    return pa.table(columns, schema=schema)
 
 
 def _newest_rows(sources) -> list[np.ndarray]:
