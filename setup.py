@@ -32,9 +32,10 @@ setup(
     extras_require={
         "sklearn": ["scikit-learn>=1.2"],
         "parquet": ["pyarrow>=16"],
+        "ray": ["ray[data]>=2.9", "pyarrow>=16"],
         "eval": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9"],
         "train": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7"],
-        "test": ["pytest>=7", "pyarrow>=16", "scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7"],
+        "test": ["pytest>=7", "pyarrow>=16", "ray[data]>=2.9", "scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7"],
     },
     entry_points={"console_scripts": ["coala-embed=coala_embed.cli:main"]},
     classifiers=[
