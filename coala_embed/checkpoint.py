@@ -175,7 +175,7 @@ def load_model(source=None, device=None) -> Model:
     try:
         cfg = ModelConfig.from_dict(config["model"])
         frontend = FrontEnd.from_dict(config["frontend"])
-        net = COALA(cfg).load_state(load_file(weights))
+        net = COALA(cfg, decoders=False).load_state(load_file(weights))  # inference never uses decoders
     except Exception as e:
         raise CheckpointError(f"{folder}: malformed checkpoint ({e})") from None
     if len(config["tags"]) != cfg.n_tags:

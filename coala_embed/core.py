@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import numbers
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -155,6 +156,18 @@ def _file_job(path, model, hop_frames, center, clip_seconds, resampler):
 # arrays
 
 
+def _clip_or_clips(y):
+    """y as given, except that a plain list of numbers is one clip's samples (their values as floats),
+    not a list of one-sample clips."""
+    if not (isinstance(y, (list, tuple)) and y and isinstance(y[0], numbers.Number)):
+        return y
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AudioError("audio: a list starting with a number is taken as one clip's samples, but not all "
+                         "of its items are numbers; pass an array (n_samples,) or a list of arrays") from None
+
+
 def get_embedding(y, sr, model=None, hop_size: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                   device=None, frames: bool = False, center: bool = False, clip_seconds: float | None = None,
                   resampler: str = "soxr_hq"):
@@ -162,7 +175,8 @@ def get_embedding(y, sr, model=None, hop_size: float | None = None, batch_size: 
 
     Args:
         y: audio array, shape (n_samples,) or (n_samples, n_channels), int (scaled by its type's range)
-            or float (taken as is, nominally in [-1, 1]); or a list of such arrays, embedded in shared batches.
+            or float (taken as is, nominally in [-1, 1]); a plain list of numbers (one clip, values as
+            floats); or a list of arrays, embedded in shared batches.
         sr: sample rate in Hz (8000-192000), or a list of rates, one per clip.
         model: a Model from `load_model`, a checkpoint source (folder, file or Hub id), or None for the
             bundled weights.
@@ -182,6 +196,7 @@ def get_embedding(y, sr, model=None, hop_size: float | None = None, batch_size: 
         AudioError: the clip is empty, non-finite, badly shaped or at an unsupported rate.
     """
     model = get_model(model, device)
+    y = _clip_or_clips(y)
     single = not isinstance(y, (list, tuple))
     clips = [y] if single else list(y)
     rates = list(sr) if isinstance(sr, (list, tuple)) else [sr] * len(clips)
@@ -219,8 +234,13 @@ def output_path(path, output_dir=None, suffix=None) -> Path:
 
 
 def _write_npz_atomic(target: Path, **arrays):
-    """Write to a temporary file in the target folder, then rename: no half-written outputs."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
+    """Write to a temporary file in the target folder, then rename: no half-written outputs.
+
+    The temporary file is created as open() creates files (mode 0666 less the umask), not with
+    mkstemp's 0600, so that others can read a shared feature folder as the umask allows.
+    """
+    tmp = target.parent / f".{target.stem}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -384,6 +404,7 @@ def predict_tags(y, sr, top_k: int = 10, model=None, device=None, **kw):
     """
     model = get_model(model, device)
     _require_tag_space(model)
+    y = _clip_or_clips(y)
     single = not isinstance(y, (list, tuple))
     means = np.atleast_2d(get_embedding(y, sr, model=model, **kw))
     return _rank_tags(model, means, top_k)[0] if single else _rank_tags(model, means, top_k)

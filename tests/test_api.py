@@ -173,6 +173,57 @@ def test_atomic_write_leaves_no_partial_file(model, wav_dir, tmp_path, monkeypat
     assert sorted(os.listdir(out)) == ["a.npz", "b.npz", "c.npz"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_outputs_get_the_mode_open_would_give(model, wav_dir, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        with open(tmp_path / "by_open", "wb"):
+            pass
+        process_file([wav_dir / "a.wav"], output_dir=tmp_path / "feats", model=model)
+    finally:
+        os.umask(old)
+    expected = os.stat(tmp_path / "by_open").st_mode & 0o777
+    assert expected == 0o666 & ~umask
+    assert os.stat(tmp_path / "feats" / "a.npz").st_mode & 0o777 == expected
+
+
+def test_a_plain_list_of_numbers_is_one_clip(model):
+    y = tone(3.0, 22050)
+    expected = get_embedding(y.astype(np.float64), 22050, model=model)
+    np.testing.assert_array_equal(get_embedding([float(v) for v in y], 22050, model=model), expected)
+    assert [t for t, _ in predict_tags(list(map(float, y)), 22050, top_k=3, model=model)] == \
+        [t for t, _ in predict_tags(y.astype(np.float64), 22050, top_k=3, model=model)]
+    with pytest.raises(coala_embed.AudioError, match="one clip's samples"):
+        get_embedding([0.1, y], 22050, model=model)
+    # a list of lists is still a list of clips
+    two = get_embedding([list(map(float, y)), y], 22050, model=model)
+    assert len(two) == 2
+
+
+def test_load_model_builds_only_what_inference_uses(ckpt_dir, tmp_path):
+    """An AE-C checkpoint loads without its decoders: no random-weight modules in memory."""
+    from safetensors.torch import load_file
+
+    import coala_embed.hear as hear
+    from coala_embed import COALA, FrontEnd, ModelConfig, save_checkpoint
+
+    in_file = sum(t.numel() for t in load_file(ckpt_dir / "model.safetensors").values())
+    for net in (coala_embed.load_model(ckpt_dir, device="cpu").net, hear.load_model(str(ckpt_dir), device="cpu").net):
+        assert net.cfg.variant == "ae-c" and not hasattr(net, "audio_decoder") and not hasattr(net, "tag_decoder")
+        assert sum(t.numel() for t in net.state_dict().values()) == in_file
+    # a checkpoint saved with its decoders still loads, and gives the same embeddings without them
+    full = COALA(ModelConfig(n_tags=len(TAGS)))
+    full.load_state(load_file(ckpt_dir / "model.safetensors"))
+    fe = coala_embed.load_model(ckpt_dir, device="cpu").frontend
+    save_checkpoint(tmp_path / "full", full, fe, TAGS, inference_only=False)
+    assert any(k.startswith("audio_decoder.") for k in load_file(tmp_path / "full" / "model.safetensors"))
+    again = coala_embed.load_model(tmp_path / "full", device="cpu")
+    assert not hasattr(again.net, "audio_decoder")
+    y = tone(3.0, 22050)
+    np.testing.assert_array_equal(get_embedding(y, 22050, model=again),
+                                  get_embedding(y, 22050, model=coala_embed.load_model(ckpt_dir, device="cpu")))
+
+
 def test_on_result_callback_order(model, wav_dir, tmp_path):
     seen = []
     paths = sorted(wav_dir.glob("*.wav")) + [tmp_path / "missing.wav"]
