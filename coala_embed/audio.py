@@ -8,6 +8,11 @@ mel + float32 eps, 96x96 patches); a checkpoint stores its own copy of every one
 Audio is processed as a stream of blocks, so memory stays bounded for hour-long files, and the result
 does not depend on the block size: the STFT is computed on an explicitly zero-padded signal
 (the equivalent of librosa's `center=True`) with `center=False` framing over overlapping slices.
+
+The STFT, the Hann window and the mel filterbank are librosa's (0.10-0.11) and scipy's computations
+written out in numpy, operation for operation, so results are bit-identical to theirs
+(tests/test_speed.py) without importing librosa, which costs ~2 s (scipy.signal, numba)
+on the first file of every process.
 """
 from __future__ import annotations
 
@@ -15,7 +20,6 @@ import dataclasses
 import os
 from typing import Callable, Iterable, Iterator
 
-import librosa
 import numpy as np
 import soundfile as sf
 
@@ -112,8 +116,68 @@ _MEL_CACHE: dict = {}
 def _mel_basis(sr, n_fft, n_mels, fmin, fmax):
     key = (sr, n_fft, n_mels, fmin, fmax)
     if key not in _MEL_CACHE:
-        _MEL_CACHE[key] = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        _MEL_CACHE[key] = mel_filters(sr, n_fft, n_mels, fmin, fmax)
     return _MEL_CACHE[key]
+
+
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above
+_MEL_LINEAR = 200.0 / 3  # Hz per mel
+_MIN_LOG_MEL = (1000.0 - 0.0) / _MEL_LINEAR
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(f) -> np.ndarray:
+    f = np.atleast_1d(np.asarray(f, dtype=np.float64))
+    mels = (f - 0.0) / _MEL_LINEAR
+    log_t = f >= 1000.0
+    mels[log_t] = _MIN_LOG_MEL + np.log(f[log_t] / 1000.0) / _LOGSTEP
+    return mels
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    freqs = 0.0 + _MEL_LINEAR * mels
+    log_t = mels >= _MIN_LOG_MEL
+    freqs[log_t] = 1000.0 * np.exp(_LOGSTEP * (mels[log_t] - _MIN_LOG_MEL))
+    return freqs
+
+
+def mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """float32 (n_mels, 1 + n_fft // 2) triangular filters, Slaney-normalised: librosa.filters.mel's defaults."""
+    fmax = float(sr) / 2 if fmax is None else fmax
+    weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin)[0], _hz_to_mel(fmax)[0], n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
+    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
+    return weights
+
+
+def fft_window(name: str, n: int) -> np.ndarray:
+    """float64 periodic window (scipy.signal.get_window(name, n, fftbins=True)); Hann without scipy."""
+    if name != "hann":
+        import scipy.signal
+
+        return scipy.signal.get_window(name, n, fftbins=True)
+    if n <= 1:
+        return np.ones(n)
+    fac = np.linspace(-np.pi, np.pi, n + 1, dtype=np.float64)  # scipy's general_cosine, one point longer
+    w = np.zeros(n + 1, dtype=np.float64)
+    for k, a in enumerate((0.5, 0.5)):
+        w += a * np.cos(k * fac)
+    return w[:-1]
+
+
+def stft_magnitude(padded: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """|STFT| (1 + n_fft // 2, n_frames) float32 of a float32 signal, framed without padding:
+    librosa.stft(center=False): float64 windowed frames, numpy's rfft, stored as complex64."""
+    key = ("window", fe.window, fe.n_fft)
+    if key not in _MEL_CACHE:
+        _MEL_CACHE[key] = fft_window(fe.window, fe.n_fft)[:, None]
+    frames = np.lib.stride_tricks.sliding_window_view(padded, fe.n_fft)[::fe.hop_length].T  # (n_fft, n_frames)
+    return np.abs(np.fft.rfft(_MEL_CACHE[key] * frames, axis=-2).astype(np.complex64))
 
 
 def _mel_sparse(fe: FrontEnd):
@@ -289,7 +353,7 @@ def resample_blocks(blocks: Iterable[np.ndarray], sr: int, target_sr: int, resam
 
 def log_mel_frames(padded: np.ndarray, fe: FrontEnd) -> np.ndarray:
     """Log-mel frames (n_frames, n_mels) of an already centre-padded signal, framed without padding."""
-    spec = np.abs(librosa.stft(padded, n_fft=fe.n_fft, hop_length=fe.hop_length, window=fe.window, center=False))
+    spec = stft_magnitude(padded, fe)
     if fe.power != 1.0:
         spec = spec ** fe.power
     # the filterbank is ~98% zeros: a sparse product is exact up to float rounding, ~10x fewer operations,
