@@ -3,7 +3,8 @@
     python -m training.prepare --corpus /work/corpus --out /work/prepared [--patches-per-clip 1] [--peak-dbfs -6]
         [--max-clips-per-tag-set 2000]
 
-Reads `<corpus>/manifest.jsonl` ({"path", "tags", ...} per clip) and `<corpus>/vocab.json`, computes
+Reads `<corpus>/manifest.jsonl` ({"path", "tags", ...} per clip) and `<corpus>/vocab.json`, leaves out
+the clips that `<corpus>/decontamination.json` excludes (training/decontaminate.py), computes
 log-mel frames with coala_embed's front end, picks each clip's 96-frame patch of highest summed log
 energy (searched every 12 frames, as the COALA reference; of the peak-normalised clip with
 --peak-dbfs, a level then saved in the front end), splits clips 90/10 with multilabel
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from coala_embed import audio
+from training import decontaminate
 
 SEARCH_HOP_FRAMES = 12
 # the meta.json fields that say how the patches were made; a run copies them into its config, and so
@@ -111,6 +113,8 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
     t0 = time.time()
     manifest_bytes = (corpus / "manifest.jsonl").read_bytes()
     clips = [json.loads(line) for line in manifest_bytes.decode().splitlines() if line.strip()]
+    excluded = decontaminate.excluded_paths(corpus, manifest_bytes)  # clips found in evaluation sets
+    clips = [c for c in clips if excluded is None or c["path"] not in excluded]
     vocab = json.loads((corpus / "vocab.json").read_text())
     index = {t: i for i, t in enumerate(vocab)}
     clips = [c for c in clips if any(t in index for t in c["tags"])][:limit]
@@ -149,6 +153,7 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
         "tags": vocab,
         "corpus": str(corpus),
         "corpus_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "decontaminated_excluded": None if excluded is None else len(excluded),  # None: never checked
         "clips": len(kept),
         "failed_clips": len(failures),
         "failures": failures[:20],
