@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_array
 
 from . import core
 from .audio import AudioError
@@ -51,22 +53,40 @@ class CoalaEmbedder(TransformerMixin, BaseEstimator):
         return core.get_model(self.model, self.device)
 
     def fit(self, X=None, y=None):
-        """Load the model (nothing is learnt); returns self."""
+        """Check X's form if given (nothing is decoded, nothing is learnt), load the model; returns self."""
+        if X is not None:
+            self._items(X)
         self.embedding_size_ = self._model().embedding_size
         return self
 
     def _items(self, X) -> list:
+        """The clips of X (paths or arrays); a numeric X is checked as scikit-learn checks arrays."""
         if isinstance(X, (str, os.PathLike)):
             raise TypeError("X must be a list of paths or arrays, not a single path; wrap it in a list")
-        if isinstance(X, np.ndarray) and X.dtype.kind in "iuf":
+        if sparse.issparse(X):
+            raise TypeError("X is a sparse matrix, and audio clips must be dense: pass a list of paths or "
+                            "arrays, or a dense 2-d (n_clips, n_samples) array (X.toarray())")
+        if hasattr(X, "to_numpy"):  # a pandas Series or one-column DataFrame of paths
+            X = X.to_numpy()
+        elif not isinstance(X, (list, tuple)) and hasattr(X, "__array__"):
+            X = np.asarray(X)  # any array-like, including those that only offer __array__
+        if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2:
+            try:  # numbers stored as objects are numbers; otherwise one path (or clip) per row
+                X = X.astype(np.float64)
+            except (TypeError, ValueError):
+                X = X.ravel() if X.shape[1] == 1 else X
+        if isinstance(X, np.ndarray) and X.dtype.kind in "iufc":
             if X.ndim == 1:
-                raise ValueError("a 1-d numeric X is ambiguous; pass [clip] for one clip, or a 2-d (n_clips, n_samples) array")
+                raise ValueError("a 1-d numeric X is ambiguous. Reshape your data: pass [clip] for one clip, "
+                                 "or a 2-d (n_clips, n_samples) array")
             if X.ndim != 2:
                 raise ValueError(f"a numeric X must be 2-d (n_clips, n_samples), got shape {X.shape}")
-            return list(X)
-        if hasattr(X, "to_numpy"):  # a pandas Series or one-column DataFrame of paths
-            X = np.asarray(X.to_numpy()).ravel()
-        return list(X)
+            # no clips, empty clips, NaN / infinity, complex numbers: scikit-learn's own messages
+            return list(check_array(X, dtype=None))
+        items = list(X)
+        if not items:
+            raise ValueError("X holds no clips (0 samples); at least 1 is required")
+        return items
 
     def transform(self, X) -> np.ndarray:
         """Embed each item of X; returns (n_items, embedding_size) float32."""
@@ -92,9 +112,18 @@ class CoalaEmbedder(TransformerMixin, BaseEstimator):
         n = getattr(self, "embedding_size_", None) or self._model().embedding_size
         return np.asarray([f"coala{i}" for i in range(n)], dtype=object)
 
+    # Tags (scikit-learn >= 1.6 reads __sklearn_tags__, older versions _more_tags): a stateless
+    # transformer of 2-d arrays (one clip per row) and of path strings; its output is float32 whatever
+    # the input (the network computes in float32), so only float32 is preserved.
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
-        tags.input_tags.two_d_array = False
+        tags.input_tags.two_d_array = True
         tags.input_tags.string = True
+        tags.input_tags.sparse = False
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+    def _more_tags(self):
+        return {"requires_fit": False, "stateless": True, "X_types": ["2darray", "string"],
+                "preserves_dtype": [np.float32]}

@@ -76,3 +76,89 @@ def test_pipeline_and_cross_val_score(small_ckpt_dir, dataset):
     assert pipe.predict(X).shape == (12,)
     fitted = pickle.loads(pickle.dumps(pipe))  # the cached model is not part of the estimator
     np.testing.assert_array_equal(fitted.predict(X), pipe.predict(X))
+
+
+# scikit-learn's checks that do not apply to an audio transformer, and why. Every other check must pass,
+# and each of these must still fail (so that the list stays true).
+NOT_APPLICABLE = {
+    # A clip may have any number of samples: the width of a 2-d X is the clips' length, not a fixed
+    # number of features, so there is no n_features_in_ to record in fit or to enforce in transform.
+    "check_n_features_in": "clip length is not a feature count",
+    "check_n_features_in_after_fitting": "clip length is not a feature count",
+}
+
+
+def _run_estimator_checks(est) -> dict:
+    """check name -> 'passed', 'skipped' or 'failed: ...' (failed if any variant of the check failed)."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    outcome = {}
+
+    def record(name, status):
+        if not outcome.get(name, "").startswith("failed"):
+            outcome[name] = status
+
+    try:  # scikit-learn >= 1.6
+        results = check_estimator(est, on_fail=None)
+        for r in results:
+            record(r["check_name"], r["status"] if r["status"] != "failed" else f"failed: {r['exception']!r}")
+    except TypeError:  # older versions: generate the checks and run them here
+        from unittest import SkipTest
+
+        for e, check in check_estimator(est, generate_only=True):
+            name = getattr(check, "func", check).__name__
+            try:
+                check(e)
+                record(name, "passed")
+            except SkipTest:
+                record(name, "skipped")
+            except Exception as x:
+                record(name, f"failed: {x!r}")
+    return outcome
+
+
+def test_scikit_learn_estimator_checks(small_ckpt_dir):
+    outcome = _run_estimator_checks(CoalaEmbedder(model=str(small_ckpt_dir), sr=16000, device="cpu"))
+    assert sum(s == "passed" for s in outcome.values()) >= 40  # the 2-d input tag lets the checks run
+    failed = {n: s for n, s in outcome.items() if s.startswith("failed") and n not in NOT_APPLICABLE}
+    assert not failed
+    assert all(outcome[n].startswith("failed") for n in NOT_APPLICABLE if n in outcome)
+
+
+def test_tags_say_what_the_transformer_does(small_ckpt_dir):
+    from sklearn.utils import get_tags
+
+    est = CoalaEmbedder(model=str(small_ckpt_dir), sr=16000, device="cpu")
+    tags = get_tags(est)
+    assert not tags.requires_fit and tags.input_tags.two_d_array and tags.input_tags.string
+    assert not tags.input_tags.sparse and tags.transformer_tags.preserves_dtype == ["float32"]
+    assert est._more_tags()["X_types"] == ["2darray", "string"]  # the same for scikit-learn < 1.6
+    X = np.stack([tone(0.5, 16000), tone(0.5, 16000, 900)])
+    for dtype in (np.float32, np.float64, np.int16):
+        x = (X * 20000).astype(dtype) if dtype == np.int16 else X.astype(dtype)
+        assert est.transform(x).dtype == np.float32  # only float32 is preserved, as the tag says
+
+
+def test_array_likes_object_arrays_and_sparse(small_ckpt_dir):
+    import scipy.sparse
+
+    class _NotAnArray:  # as scikit-learn's checks build it: an array-like with only __array__
+        def __init__(self, data):
+            self.data = np.asarray(data)
+
+        def __array__(self, dtype=None, copy=None):
+            return self.data
+
+    est = CoalaEmbedder(model=str(small_ckpt_dir), sr=16000, device="cpu").fit()
+    X = np.stack([tone(0.5, 16000), tone(0.5, 16000, 900)]).astype(np.float64)
+    expected = est.transform(X)
+    np.testing.assert_array_equal(est.transform(_NotAnArray(X)), expected)
+    np.testing.assert_array_equal(est.transform(X.astype(object)), expected)
+    with pytest.raises(TypeError, match="sparse matrix, and audio clips must be dense"):
+        est.fit(scipy.sparse.csr_matrix(X))
+    with pytest.raises(TypeError, match="sparse"):
+        est.transform(scipy.sparse.csr_array(X))
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(np.where(np.arange(X.shape[1]) == 3, np.nan, X))
+    with pytest.raises(ValueError, match="no clips"):
+        est.fit([])
