@@ -1,6 +1,10 @@
-"""Fast tests for training/tags.py and the apt-independent part of training/corpus.py."""
+"""Fast tests for training/tags.py and the apt-independent part of training/corpus.py (GitHub
+sources from tiny git repositories made here, so no network is needed)."""
+import csv
 import json
 import os
+import subprocess
+import zipfile
 
 import numpy as np
 import pytest
@@ -8,6 +12,9 @@ import soundfile as sf
 
 from training import tags as T
 from training import corpus as C
+from training import domains as D
+from training import evaluate as E
+from training import sourcetags as ST
 
 
 # ----------------------------------------------------------------------------- tags.py
@@ -123,7 +130,7 @@ def test_build_clips_and_manifest(fake_pkg, tmp_path):
     assert "cartoon" not in vocab          # in every sound -> dropped
     lines = [json.loads(l) for l in open(out / "manifest.jsonl")]
     assert len(lines) == len(kept) == 5
-    assert set(lines[0]) == {"path", "tags", "package", "source_file", "duration"}
+    assert set(lines[0]) == {"path", "tags", "source", "source_file", "duration", "domain"}
     assert json.load(open(out / "vocab.json")) == vocab
     assert vocab[:2] == ["long", "music"]  # most frequent first (3 clips each), ties alphabetical
 
@@ -135,8 +142,8 @@ def test_tuxpaint_spoken_descriptions_carry_no_language(tmp_path):
     (d / "rooster.txt").write_text("A rooster crowing.\nfr.utf8=Un coq qui chante.\n")
     for rel in ["stamps/animals/birds/rooster_desc.ogg", "stamps/animals/birds/rooster_desc_fr.ogg",
                 "stamps/animals/birds/rooster_desc_ja.ogg"]:
-        assert C.tuxpaint_tags(str(tmp_path), rel) == ["speech", "voice", "spoken", "description"]
-    sound = C.tuxpaint_tags(str(tmp_path), "stamps/animals/birds/rooster.ogg")
+        assert ST.tuxpaint_tags(str(tmp_path), rel) == ["speech", "voice", "spoken", "description"]
+    sound = ST.tuxpaint_tags(str(tmp_path), "stamps/animals/birds/rooster.ogg")
     assert sound == ["stamps", "animals", "birds", "rooster", "A rooster crowing."]
 
 
@@ -150,6 +157,17 @@ def test_resample_and_segments():
     assert C.segments(np.full(1000, 0.5, np.float32)) == []   # < 0.1 s
 
 
+def test_long_file_clips_spread_over_the_file():
+    sr = 1000
+    y = np.arange(95 * sr, dtype=np.float32) / (95 * sr) + 0.01  # value = position in the file
+    segs = C.segments(y, sr, max_segs=4)
+    assert [len(s) for s in segs] == [10 * sr] * 4
+    starts = [round(float(s[0] - 0.01) * 95) for s in segs]
+    assert starts == [0, 28, 57, 85]                            # first to last 10 s, evenly
+    assert len(C.segments(y, sr, max_segs=10)) == 10             # 9 full + 5-s tail: consecutive
+    assert len(C.segments(y[:15 * sr], sr, max_segs=1)) == 1
+
+
 def test_note_tags_and_midi(tmp_path):
     raw = T.clean_words(C.note_tags(0, 36, 50))
     assert raw == ["acoustic", "grand", "piano", "low", "soft", "note", "instrument"]
@@ -160,3 +178,168 @@ def test_note_tags_and_midi(tmp_path):
     import mido
     mid = mido.MidiFile(str(p))
     assert abs(mid.length - 2 * C.SLOT_S) < 0.01
+
+
+# ----------------------------------------------------------------------------- taggers, domains
+
+def test_gcompris_tags_english_key_and_speech_not_language():
+    clean = lambda rel: T.clean_words(ST.gcompris_tags("", rel))
+    assert clean("fr/words/fish.ogg") == clean("de/words/fish.ogg") == ["speech", "word", "fish"]
+    assert clean("ro/alphabet/U0033.ogg") == ["speech", "three", "number"]
+    assert clean("en/alphabet/15.ogg") == ["speech", "fifteen", "number"]
+    assert clean("el/alphabet/U03B1.ogg") == ["speech", "letter"]
+    assert clean("pt_BR/geography/new_zealand.ogg") == ["speech", "word", "place", "zealand"]
+    assert clean("en/intro/readingv.ogg") == ["speech", "instruction"]
+    assert ST.gcompris_tags("", "LICENSE.ogg") is None
+
+
+def test_asterisk_and_body_percussion_codes():
+    rel = "usr/share/asterisk/sounds/es_MX_f_Allison/digits/16.wav"
+    assert T.clean_words(ST.asterisk_tags("", rel)) == ["speech", "telephone", "digit", "sixteen"]
+    rel = "usr/share/asterisk/sounds/fr_FR_f_Sylvie/vm-goodbye.wav"
+    assert T.clean_words(ST.asterisk_tags("", rel)) == ["speech", "telephone", "vm", "goodbye"]
+    assert T.clean_words(ST.body_percussion_tags("", "Samples/body/handclap_vl1_rr1.wav")) == \
+        ["body", "percussion", "hand", "clap"]
+    assert T.clean_words(ST.body_percussion_tags("", "Samples/body/cheek_lin_rr4.wav")) == \
+        ["body", "percussion", "cheek"]
+
+
+def test_heldout_labellers():
+    assert ST.openclonk_label("planet/Sound.ocg/Animals.ocg/Bat.ocg/Flutter2.wav") == \
+        ("Animals", "Animals/Bat/Flutter")
+    assert ST.openclonk_label("planet/Sound.ocg/Clonk.ocg/Skin.ocg/Farmer.ocg/Hurt1.ogg")[0] == "ClonkVoice"
+    assert ST.openclonk_label("planet/Sound.ocg/UI.ocg/Click.ogg") is None
+    assert ST.openclonk_label("planet/Music.ocg/Song.ogg") is None
+    assert ST.dspspeech_label("speech_data/15307/15307-12-05.wav") == ("speech", "15307")
+    assert ST.dspspeech_label("speech_data/15307/15307-12-06.wav") is None  # takes beyond the 5th
+
+
+def test_domains():
+    assert D.domain(["speech", "word", "dog"]) == "speech"
+    assert D.domain(["dog", "bark"]) == "animals"
+    assert D.domain(["rain", "thunder", "door"]) == "nature"
+    assert D.domain(["piano", "note", "instrument", "low"]) == "rendered notes"
+    assert D.domain(["laser", "scifi"]) == D.OTHER
+    assert D.is_real_world(["footstep", "gravel"]) and not D.is_real_world(["speech", "dog"])
+
+
+# ----------------------------------------------------------------------------- GitHub sources
+
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def snapshots(tmp_path):
+    """Two tiny repositories under snapshots/: a clone-like one (owner+name/repo/.git) with a
+    game archive, and a bare one (owner/name.git) whose files become a held-out set."""
+    snaps = tmp_path / "snapshots"
+    fx = snaps / "acme+foley" / "repo"
+    (fx / "sounds/Animals/Dog").mkdir(parents=True)
+    sf.write(fx / "sounds/Animals/Dog/barkLoud1.wav", _tone(16000, 1.0), 16000)
+    sf.write(fx / "sounds/Animals/Dog/barkLoud2.wav", _tone(16000, 0.8, f=300), 16000)
+    (fx / "sounds/Weather").mkdir(parents=True)
+    sf.write(fx / "sounds/Weather/rainStorm.ogg", _tone(8000, 65.0, amp=0.2), 8000)
+    (fx / "music").mkdir()
+    sf.write(fx / "music/theme.ogg", _tone(8000, 2.0), 8000)
+    sf.write(fx / "rattle.wav", _tone(8000, 0.5), 8000)
+    with zipfile.ZipFile(fx / "effects.pk3", "w") as z:
+        z.write(fx / "rattle.wav", "sound/tools/drill.wav")
+    os.remove(fx / "rattle.wav")
+    (fx / "LICENSE").write_text("CC0 1.0 Universal\n")
+    _git(fx, "init", "-q")
+    _git(fx, "add", ".")
+    _git(fx, "commit", "-q", "-m", "one")
+    first = _git(fx, "rev-parse", "HEAD")
+    sf.write(fx / "sounds/Animals/Dog/growl.wav", _tone(16000, 1.0, f=100), 16000)
+    _git(fx, "add", ".")
+    _git(fx, "commit", "-q", "-m", "two: not pinned")
+
+    work = tmp_path / "speechwork"
+    for spk in ("1101", "1202"):
+        for w in ("11", "12"):
+            d = work / "speech_data" / spk
+            d.mkdir(parents=True, exist_ok=True)
+            for take in ("01", "02"):
+                sf.write(d / f"{spk}-{w}-{take}.wav", _tone(16000, 0.6, f=200 + 50 * int(w)), 16000)
+    _git(work, "init", "-q")
+    _git(work, "add", ".")
+    _git(work, "commit", "-q", "-m", "speech")
+    speech = _git(work, "rev-parse", "HEAD")
+    (snaps / "acme").mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(snaps / "acme" / "speech.git")], check=True)
+    return snaps, first, speech
+
+
+def _sources_csv(path, rows):
+    cols = ["package", "version", "licence", "kind", "role", "tagger", "theme", "stop", "paths", "max_clips",
+            "tags_from"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+    return path
+
+
+def test_github_sources_build_heldout_and_evaluate_finds_them(snapshots, tmp_path, capsys, monkeypatch):
+    snaps, first, speech = snapshots
+    src = _sources_csv(tmp_path / "sources.csv", [
+        {"package": "github:acme/foley", "version": first, "licence": "CC0-1.0", "kind": "effects",
+         "paths": "^(sounds|effects)", "max_clips": "4", "theme": "foley"},
+        {"package": "github:acme/speech", "version": speech, "licence": "MIT", "kind": "speech",
+         "role": "heldout", "tagger": "dspspeech20"},
+        {"package": "github:acme/absent", "version": "0" * 40, "kind": "effects"},
+    ])
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    C.main(["--out", str(out), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
+            "--workers", "1", "--min-tag-count", "1"])
+    printed = capsys.readouterr().out
+    recs = [json.loads(l) for l in open(out / "manifest.jsonl")]
+    by_file = {}
+    for r in recs:
+        by_file.setdefault(r["source_file"], []).append(r)
+    # the pinned commit, not the later one; music/ left out by the paths pattern; pk3 unpacked
+    assert set(by_file) == {"/sounds/Animals/Dog/barkLoud1.wav", "/sounds/Animals/Dog/barkLoud2.wav",
+                            "/sounds/Weather/rainStorm.ogg", "/effects_zip/sound/tools/drill.wav"}
+    assert len(by_file["/sounds/Weather/rainStorm.ogg"]) == 4      # 65 s -> 4 clips spread over it
+    r = by_file["/sounds/Animals/Dog/barkLoud1.wav"][0]
+    assert r["source"] == "github:acme/foley" and r["version"] == first and r["licence"] == "CC0-1.0"
+    assert r["tags"] == ["animal", "dog", "bark", "loud"] and r["domain"] == "animals"
+    assert "foley" not in json.load(open(out / "vocab.json"))   # the theme is on every clip (> 70%)
+    info = json.load(open(out / "sources.json"))
+    assert "github:acme/absent" in info["failed"] and info["heldout"] == {"dspspeech20": 8}
+    assert "| github:acme/foley | 7 | 100.0 |" in printed and "| animals | 2 |" in printed
+    # the held-out set, in the ../shared/data layout: one clip per file, grouped by speaker
+    hd = out / "heldout" / "dspspeech20"
+    rows = list(csv.DictReader(open(hd / "labels.csv")))
+    assert len(rows) == 8 and {r["label"] for r in rows} == {"fandian", "speech"}
+    assert {r["group"] for r in rows} == {"1101", "1202"}
+    assert all((hd / r["file"]).is_file() and r["file"].endswith(".flac") for r in rows)
+    assert not any("speech_data" in r["source_file"] for r in recs)   # never in training
+
+    # training.evaluate picks the held-out sets up from the environment, beside its defaults
+    monkeypatch.setenv(E.EVAL_DATA_ENV, str(out / "heldout"))
+    paths = E.data_paths([tmp_path / "elsewhere"], os.environ[E.EVAL_DATA_ENV])
+    assert paths == [tmp_path / "elsewhere", hd]
+    datasets, _ = E.find_datasets(paths, announce=lambda m: None)
+    assert [d.name for d in datasets] == ["dspspeech20"] and len(datasets[0].files) == 8
+    assert sorted(set(datasets[0].groups)) == ["1101", "1202"]
+
+    # --sources builds a subset; an unknown name is an error
+    out2 = tmp_path / "out2"
+    C.main(["--out", str(out2), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
+            "--workers", "1", "--sources", "github:acme/speech"])
+    assert not (out2 / "manifest.jsonl").read_text() and (out2 / "heldout/dspspeech20/labels.csv").exists()
+    with pytest.raises(SystemExit, match="nosuch"):
+        C.main(["--out", str(out2), "--sources-csv", str(src), "--sources", "nosuch"])
+
+
+def test_export_snapshot_reports_missing_commit(snapshots, tmp_path):
+    snaps, first, _ = snapshots
+    gd = C.snapshot_git_dir(str(snaps), "acme/foley")
+    with pytest.raises(RuntimeError, match="not in"):
+        C.export_snapshot(gd, "1" * 40, str(tmp_path / "x"))
+    with pytest.raises(RuntimeError, match="no git snapshot"):
+        C.snapshot_git_dir(str(snaps), "acme/nothing")

@@ -11,6 +11,7 @@ a set is decided by a time course finer than the model's steps.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args(argv)
 
-    datasets, _ = E.find_datasets(list(E.DEFAULT_DATA) + args.data)
+    datasets, _ = E.find_datasets(E.data_paths(list(E.DEFAULT_DATA) + args.data, os.environ.get(E.EVAL_DATA_ENV)))
     extractors = E.build_extractors([args.model])
     name = extractors[0].name
     settings = E.ClassifierSettings()

@@ -1,14 +1,20 @@
-"""Build the COALA-style training corpus (audio clips + tags) from Debian packages.
+"""Build the COALA-style training corpus (audio clips + tags) from Debian packages and GitHub snapshots.
 
-    python -m training.corpus --out /work/corpus --cache /work/corpus_cache
+    python -m training.corpus --out /work/corpus --cache /work/corpus_cache --snapshots /work/.mirror \
+        [--sources NAME ...]
 
-Steps: ``apt-get download`` each source package (kept in the cache), ``dpkg-deb -x``,
-find audio files, decode -> mono 22000 Hz -> at most 3 consecutive 10-s clips,
-drop clips < 0.1 s or silent, write 16-bit FLAC, derive raw tags from the path,
-file name, package theme words (and tuxpaint-stamps description texts), render
-General MIDI soundfonts note by note with fluidsynth, then clean the tags
-(training/tags.py) and write manifest.jsonl, vocab.json, sources.json.
-One soundfont is held out and rendered into <out>/heldout_soundfont/ (labels.csv).
+Sources are the rows of training/sources.csv: a Debian package (``apt-get download`` into the cache,
+``dpkg-deb -x``) or ``github:owner/name`` pinned to the commit in the version column and read from a
+local git snapshot or clone under --snapshots (``git ls-tree`` / ``git cat-file``; nothing is cloned
+here). Game archives (zip, pk3, wz) are unpacked. Each audio file is decoded -> mono 22000 Hz -> at
+most ``max_clips`` 10-s clips (consecutive, or spread evenly over a longer file), clips < 0.1 s or
+silent dropped, written as 16-bit FLAC; raw tags come from the path, file name, theme words and a
+per-source tagger (training/sourcetags.py). General MIDI soundfonts are rendered note by note with
+fluidsynth. Tags are cleaned (training/tags.py); manifest.jsonl (per clip: path, tags, source,
+source file, version, licence, duration, domain), vocab.json and sources.json are written and a
+per-source / per-domain table printed.
+Held out from training: one soundfont, rendered into <out>/heldout_soundfont/, and each source whose
+role is ``heldout``, written to <out>/heldout/<name>/ (FLAC + labels.csv file,label,group).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
+from training import domains, sourcetags
 from training import tags as tagmod
 
 SR = 22000
@@ -68,14 +75,22 @@ def is_silent(y: np.ndarray) -> bool:
     return len(y) == 0 or float(np.max(np.abs(y))) < SILENCE_PEAK
 
 
-def segments(y: np.ndarray, sr: int = SR) -> List[np.ndarray]:
-    """At most MAX_SEGS consecutive MAX_SEG_S segments; drops short / silent ones."""
+def segments(y: np.ndarray, sr: int = SR, max_segs: int = MAX_SEGS) -> List[np.ndarray]:
+    """At most ``max_segs`` MAX_SEG_S segments; drops short / silent ones.
+
+    A file that holds no more than ``max_segs`` segments (a tail shorter than MIN_TAIL_S not
+    counted) is cut into consecutive ones; a longer file gives ``max_segs`` full segments
+    spread evenly from its start to its end, so a long recording is sampled all over rather
+    than only at its beginning.
+    """
     seg = int(round(MAX_SEG_S * sr))
+    n_full, tail = divmod(len(y), seg)
+    if n_full + (tail >= MIN_TAIL_S * sr) > max_segs:
+        starts = np.linspace(0, len(y) - seg, max_segs).round().astype(int)
+        return [y[a:a + seg] for a in starts if not is_silent(y[a:a + seg])]
     out = []
-    for i in range(MAX_SEGS):
+    for i in range(n_full + (tail > 0)):
         s = y[i * seg:(i + 1) * seg]
-        if len(s) == 0:
-            break
         min_len = MIN_CLIP_S if i == 0 else MIN_TAIL_S
         if len(s) < min_len * sr or is_silent(s):
             continue
@@ -84,8 +99,8 @@ def segments(y: np.ndarray, sr: int = SR) -> List[np.ndarray]:
 
 
 def _process_one(job):
-    """Worker: (src, out_base_abs, rel_base) -> list of (rel_path, duration)."""
-    src, out_base, rel_base = job
+    """Worker: (src, out_base_abs, rel_base, max_segs) -> list of (rel_path, duration)."""
+    src, out_base, rel_base, max_segs = job
     try:
         y, sr = decode(src)
     except Exception as e:  # undecodable file
@@ -93,7 +108,7 @@ def _process_one(job):
     if not np.all(np.isfinite(y)):
         y = np.nan_to_num(y)
     y = resample(y, sr, SR)
-    segs = segments(y, SR)
+    segs = segments(y, SR, max_segs)
     res = []
     for k, s in enumerate(segs):
         suffix = "" if len(segs) == 1 and k == 0 else f"_seg{k}"
@@ -111,44 +126,7 @@ def _pool_map(func, jobs, workers, chunksize=1):
         return list(pool.imap(func, jobs, chunksize=chunksize))
 
 
-# ----------------------------------------------------------------------------- tags from paths
-
-def path_tag_text(rel: str) -> List[str]:
-    """Raw tag strings from a path inside a package: directory names and file stem."""
-    p = Path(rel)
-    return [*p.parent.parts, p.stem]
-
-
-# A spoken description (<stamp>_desc[_ll].ogg) is tagged as speech only. Its
-# language is not a tag: each language is read by a single voice, so a language
-# tag names a speaker, and the contrastive loss then rewards telling speakers
-# apart rather than hearing what is said (measured on the rebuilt corpus: E-C
-# +3.5 points on fsdd spoken digits, AE-C +2.9 on held-out notes; README).
-SPOKEN_DESCRIPTION_TAGS = ["speech", "voice", "spoken", "description"]
-
-
-def tuxpaint_tags(root: str, rel: str) -> List[str]:
-    """tuxpaint-stamps: stamp sounds get path + English description (<stamp>.txt);
-    spoken descriptions (<stamp>_desc[_ll].ogg) get SPOKEN_DESCRIPTION_TAGS."""
-    p = Path(rel)
-    if re.search(r"_desc(_[a-z]{2,3})?$", p.stem):
-        return list(SPOKEN_DESCRIPTION_TAGS)
-    texts = path_tag_text(rel)
-    txt = Path(root) / p.parent / (p.stem + ".txt")
-    if txt.exists():
-        try:
-            first = txt.read_text(encoding="utf-8", errors="ignore").splitlines()
-            eng = [l for l in first[:3] if "=" not in l]
-            texts += eng[:1]
-        except OSError:
-            pass
-    return texts
-
-
-TAGGERS: Dict[str, Callable[[str, str], List[str]]] = {
-    "tuxpaint-stamps-default": tuxpaint_tags,
-}
-
+# ----------------------------------------------------------------------------- audio files
 
 def find_audio(root: str) -> List[str]:
     """Relative paths of audio files under root (symlink duplicates removed), sorted."""
@@ -178,49 +156,60 @@ def _short_rel(rel: str) -> str:
 
 
 def build_clips(root: str, package: str, out_dir: str, theme: Sequence[str] = (),
-                tagger: Optional[Callable[[str, str], List[str]]] = None,
+                tagger: Optional[Callable[[str, str], Optional[List[str]]]] = None,
                 workers: int = 2, files: Optional[Sequence[str]] = None,
-                log=print) -> List[dict]:
+                max_segs: int = MAX_SEGS, stop: Sequence[str] = (), log=print) -> List[dict]:
     """Turn a folder of audio files into clips under <out_dir>/audio/<package>/.
 
-    Independent of apt: ``root`` is any directory (e.g. an extracted package).
-    Returns one record per clip with *raw* (cleaned but not vocabulary-filtered) tags:
-    {"path", "raw_tags", "package", "source_file", "duration"}.
+    Independent of apt and git: ``root`` is any directory (an extracted package, a snapshot).
+    ``tagger(root, rel)`` gives the raw tag text of a file (None leaves the file out; default:
+    its directories and stem). Returns one record per clip with *raw* (cleaned but not
+    vocabulary-filtered) tags: {"path", "raw_tags", "source", "source_file", "duration"}.
     """
+    tagger = tagger or sourcetags.TAGGERS["path"]
     files = list(files) if files is not None else find_audio(root)
-    jobs, meta = [], {}
+    jobs, texts = [], {}
     for rel in files:
-        base_rel = os.path.join("audio", package, os.path.splitext(_short_rel(rel))[0])
+        t = tagger(root, rel)
+        if t is None:
+            continue
+        base_rel = os.path.join("audio", safe_name(package), os.path.splitext(_short_rel(rel))[0])
         src = os.path.join(root, rel)
-        jobs.append((src, os.path.join(out_dir, base_rel), base_rel))
-        meta[src] = rel
+        jobs.append((src, os.path.join(out_dir, base_rel), base_rel, max_segs))
+        texts[src] = (rel, t)
     records, failed = [], 0
-    extra_stop = set(tagmod.tokenize(package))
+    extra_stop = set(tagmod.tokenize(package)) | {w for s in stop for w in tagmod.tokenize(s)}
     for src, clips, err in _pool_map(_process_one, jobs, workers, chunksize=8):
         if err:
             failed += 1
             continue
-        if not clips:
-            continue
-        rel = meta[src]
-        texts = (tagger(root, rel) if tagger else path_tag_text(rel)) + list(theme)
-        raw = tagmod.clean_words(texts, extra_stop=extra_stop)
+        rel, t = texts[src]
+        raw = tagmod.clean_words(list(t) + list(theme), extra_stop=extra_stop)
         for path, dur in clips:
-            records.append({"path": path, "raw_tags": raw, "package": package,
+            records.append({"path": path, "raw_tags": raw, "source": package,
                             "source_file": "/" + rel.lstrip("./"), "duration": round(dur, 3)})
-    log(f"[{package}] {len(files)} files -> {len(records)} clips ({failed} undecodable)")
+    log(f"[{package}] {len(files)} files, {len(jobs)} tagged -> {len(records)} clips ({failed} undecodable)")
     return records
 
 
+def safe_name(source: str) -> str:
+    """A folder name for a source: 'github:owner/name' -> 'github_owner_name'."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", source)
+
+
 def finalize(records: List[dict], out_dir: str, max_frac=0.7, min_count=10, max_tags=1000):
-    """Apply the vocabulary filters; write manifest.jsonl and vocab.json. Returns (vocab, kept)."""
+    """Apply the vocabulary filters; write manifest.jsonl and vocab.json. Returns (vocab, kept).
+
+    Every key of a record but ``raw_tags`` is kept in the manifest (path, source, source_file,
+    duration, and version, licence, domain where the builder added them)."""
     vocab, idx, tags = tagmod.filter_tags([r["raw_tags"] for r in records],
                                           max_frac, min_count, max_tags)
     kept = []
     for i, t in zip(idx, tags):
-        r = records[i]
-        kept.append({"path": r["path"], "tags": t, "package": r["package"],
-                     "source_file": r["source_file"], "duration": r["duration"]})
+        r = {k: v for k, v in records[i].items() if k != "raw_tags"}
+        r["tags"] = t
+        r["domain"] = domains.domain(t)
+        kept.append(r)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "manifest.jsonl"), "w") as f:
         for r in kept:
@@ -348,22 +337,30 @@ def extract(deb: str, cache: str, pkg: str) -> str:
     return dest
 
 
+ARCHIVE_EXT = (".zip", ".pk3", ".wz")  # game archives are zip files
+
+
 def unpack_zips(root: str):
-    """Extract audio members of .zip archives (e.g. 0ad-data's mod zips) next to them."""
+    """Extract audio members of game archives (0ad's mod zips, pk3, wz) next to them, into
+    <archive>_zip/: a plain file scan would miss their effects."""
     import zipfile
     for dp, _, fns in os.walk(root):
         for fn in fns:
-            if not fn.lower().endswith(".zip") or dp.endswith("_zip"):
+            stem, ext = os.path.splitext(fn)
+            if ext.lower() not in ARCHIVE_EXT or dp.endswith("_zip"):
                 continue
             zp = os.path.join(dp, fn)
-            dest = os.path.join(dp, fn[:-4] + "_zip")
+            dest = os.path.join(dp, stem + "_zip")
             marker = os.path.join(dest, ".unzipped")
             if os.path.exists(marker):
                 continue
-            with zipfile.ZipFile(zp) as z:
-                for m in z.namelist():
-                    if Path(m).suffix.lower() in AUDIO_EXT and ".." not in m:
-                        z.extract(m, dest)
+            try:
+                with zipfile.ZipFile(zp) as z:
+                    for m in z.namelist():
+                        if Path(m).suffix.lower() in AUDIO_EXT and ".." not in m and not m.startswith("/"):
+                            z.extract(m, dest)
+            except zipfile.BadZipFile:
+                continue
             os.makedirs(dest, exist_ok=True)
             Path(marker).write_text(fn)
 
@@ -386,46 +383,216 @@ def licences(root: str, pkg: str) -> str:
     return " | ".join(lic) if lic else "see copyright (non machine-readable)"
 
 
+# ----------------------------------------------------------------------------- GitHub snapshots
+
+GITHUB = "github:"
+SIDE_EXT = {".txt", ".md", ".json", ".csv"}  # small text files taggers may read (credits, descriptions)
+SIDE_MAX_BYTES = 1 << 20
+
+
+def _git(git_dir: str, *args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "--git-dir", git_dir, *args], check=True, capture_output=True, **kw)
+
+
+def snapshot_git_dir(snapshots: str, repo: str) -> str:
+    """The git directory of ``owner/name`` under ``snapshots``: <owner+name>/repo[/.git],
+    <owner+name>[/.git], <owner>/<name>[.git][/.git] (a bare snapshot or a clone)."""
+    owner, name = repo.split("/", 1)
+    for base in (f"{owner}+{name}/repo", f"{owner}+{name}", f"{owner}/{name}", f"{owner}/{name}.git"):
+        for d in (os.path.join(snapshots, base, ".git"), os.path.join(snapshots, base)):
+            if os.path.isdir(d) and subprocess.run(["git", "--git-dir", d, "rev-parse", "--git-dir"],
+                                                   capture_output=True).returncode == 0:
+                return d
+    raise RuntimeError(f"no git snapshot of {repo} under {snapshots}")
+
+
+def export_snapshot(git_dir: str, commit: str, dest: str) -> dict:
+    """Write the audio files, game archives and small text files of ``commit`` into ``dest``.
+
+    Blobs are read with ``git cat-file --batch`` (no work tree, no checkout): a snapshot may lack
+    some blobs (large files, LFS), which are listed as missing rather than failing the source."""
+    marker = os.path.join(dest, ".exported")
+    if os.path.exists(marker):
+        return json.loads(Path(marker).read_text())
+    try:
+        _git(git_dir, "cat-file", "-e", f"{commit}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise RuntimeError(f"commit {commit} not in {git_dir}")
+    listing = _git(git_dir, "ls-tree", "-r", "-l", "-z", commit).stdout.split(b"\0")
+    wanted = []
+    for entry in filter(None, listing):
+        meta, path = entry.split(b"\t", 1)
+        _, kind, sha, size = meta.split()
+        path = path.decode("utf-8", "surrogateescape")
+        ext = Path(path).suffix.lower()
+        if kind != b"blob" or ".." in Path(path).parts:
+            continue
+        if ext in AUDIO_EXT or ext in ARCHIVE_EXT or (ext in SIDE_EXT and int(size) <= SIDE_MAX_BYTES) \
+                or Path(path).name.upper().startswith(("LICENSE", "COPYING", "CREDITS", "README")):
+            wanted.append((sha.decode(), path))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    missing = []
+    with subprocess.Popen(["git", "--git-dir", git_dir, "cat-file", "--batch"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE) as proc:
+        for sha, path in wanted:  # one request at a time: a blob's size is known only from its header
+            proc.stdin.write(sha.encode() + b"\n")
+            proc.stdin.flush()
+            header = proc.stdout.readline().split()
+            if header[-1] == b"missing":
+                missing.append(path)
+                continue
+            data = proc.stdout.read(int(header[2]))
+            proc.stdout.read(1)
+            out = os.path.join(dest, path)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with open(out, "wb") as f:
+                f.write(data)
+        proc.stdin.close()
+    unpack_zips(dest)
+    info = {"files": len(wanted) - len(missing), "missing": missing}
+    Path(marker).write_text(json.dumps(info))
+    return info
+
+
+def github_licence(root: str) -> str:
+    """First line of the repository's licence file, for the record (sources.csv says more)."""
+    for p in sorted(Path(root).glob("*")):
+        if p.is_file() and p.name.upper().startswith(("LICENSE", "COPYING")):
+            for line in p.read_text(errors="ignore").splitlines():
+                if line.strip():
+                    return line.strip()[:80]
+    return "no licence file"
+
+
+# ----------------------------------------------------------------------------- held-out sets
+
+def write_heldout(root: str, name: str, out_dir: str, labeller, files: Sequence[str], workers: int = 2,
+                  log=print) -> int:
+    """One clip (first 10 s) per file that ``labeller(rel) -> (label, group) | None`` labels, into
+    <out_dir>/heldout/<name>/ as FLAC + labels.csv (file,label,group), the ../shared/data layout."""
+    hd = os.path.join(out_dir, "heldout", name)
+    shutil.rmtree(hd, ignore_errors=True)
+    jobs, labels = [], {}
+    for rel in files:
+        lab = labeller(rel)
+        if lab is None:
+            continue
+        base = os.path.splitext(rel)[0].replace(os.sep, "__")
+        src = os.path.join(root, rel)
+        jobs.append((src, os.path.join(hd, base), base, 1))
+        labels[src] = lab
+    rows = []
+    for src, clips, err in _pool_map(_process_one, jobs, workers, chunksize=8):
+        for path, _ in clips:
+            rows.append((path, *labels[src]))
+    os.makedirs(hd, exist_ok=True)
+    with open(os.path.join(hd, "labels.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "label", "group"])
+        w.writerows(sorted(rows))
+    log(f"[{name}] held out: {len(rows)} clips, {len({r[1] for r in rows})} labels, "
+        f"{len({r[2] for r in rows})} groups -> {hd}")
+    return len(rows)
+
+
 # ----------------------------------------------------------------------------- main
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def obtain(row: dict, cache: str, snapshots: Optional[str]) -> Tuple[str, dict]:
+    """Bring a source here: (folder of its files, {"version", "licence", ...})."""
+    name = row["package"]
+    if name.startswith(GITHUB):
+        repo, commit = name[len(GITHUB):], row["version"]
+        if not snapshots:
+            raise RuntimeError("a GitHub source needs --snapshots")
+        root = os.path.join(cache, "github", f"{safe_name(repo)}@{commit[:12]}")
+        exp = export_snapshot(snapshot_git_dir(snapshots, repo), commit, root)
+        return root, {"version": commit, "licence": row.get("licence") or github_licence(root),
+                      "missing_blobs": len(exp["missing"])}
+    deb = download(name, cache)
+    root = extract(deb, cache, name)
+    return root, {"version": deb_version(deb), "licence": row.get("licence") or licences(root, name),
+                  "deb": os.path.basename(deb)}
+
+
+def source_files(root: str, row: dict) -> List[str]:
+    """The audio files of a source, restricted to the ``paths`` regular expression if given."""
+    files = find_audio(root)
+    return [f for f in files if re.search(row["paths"], f)] if row.get("paths") else files
+
+
+def table(kept: List[dict], heldout: Dict[str, int]) -> str:
+    """Markdown tables per source and per domain: clips, share, hours, real-world-tagged clips."""
+    n = len(kept) or 1
+    lines = ["| source | clips | % | hours | real-world-tagged | main domain |", "|---|---|---|---|---|---|"]
+    by_src: Dict[str, List[dict]] = {}
+    for r in kept:
+        by_src.setdefault(r["source"], []).append(r)
+    for src, rs in sorted(by_src.items(), key=lambda kv: -len(kv[1])):
+        dom = Counter(r["domain"] for r in rs).most_common(1)[0][0]
+        rw = sum(domains.is_real_world(r["tags"]) for r in rs)
+        lines.append(f"| {src} | {len(rs)} | {100 * len(rs) / n:.1f} | {sum(r['duration'] for r in rs) / 3600:.2f} "
+                     f"| {rw} | {dom} |")
+    for name, c in heldout.items():
+        lines.append(f"| {name} (held out) | {c} | - | - | - | - |")
+    lines += ["", "| domain | clips | % | hours | sources |", "|---|---|---|---|---|"]
+    for d in domains.DOMAINS:
+        rs = [r for r in kept if r["domain"] == d]
+        srcs = Counter(r["source"] for r in rs)
+        lines.append(f"| {d} | {len(rs)} | {100 * len(rs) / n:.1f} | {sum(r['duration'] for r in rs) / 3600:.2f} "
+                     f"| {len(srcs)} |")
+    rw = sum(domains.is_real_world(r["tags"]) for r in kept)
+    notes = sum(r["domain"] == domains.NOTES for r in kept)
+    lines += ["", f"total: {len(kept)} clips, {sum(r['duration'] for r in kept) / 3600:.2f} h; "
+              f"real-world-tagged {rw} (of them rendered notes {notes})"]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m training.corpus", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--cache", default="/work/corpus_cache")
-    ap.add_argument("--sources", default=str(DEFAULT_SOURCES), help="CSV of source packages")
-    ap.add_argument("--only", nargs="*", help="restrict to these packages")
+    ap.add_argument("--cache", default="/work/corpus_cache", help="downloaded packages, exported snapshots")
+    ap.add_argument("--snapshots", help="folder of git snapshots or clones (owner+name/repo, owner/name...)")
+    ap.add_argument("--sources-csv", default=str(DEFAULT_SOURCES), help="CSV of sources")
+    ap.add_argument("--sources", "--only", nargs="*", dest="sources",
+                    help="build only these sources (package or github:owner/name)")
     ap.add_argument("--heldout-soundfont", default=DEFAULT_HELDOUT)
+    ap.add_argument("--min-tag-count", type=int, default=10, help="drop tags on fewer clips (paper: 10)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pitches", default="36:97:6", help="start:stop:step MIDI pitches (train soundfonts)")
     ap.add_argument("--velocities", default="50,110")
     ap.add_argument("--heldout-pitches", default="48,60,72")
     ap.add_argument("--heldout-velocities", default="60,110")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     t0 = time.time()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     os.makedirs(args.cache, exist_ok=True)
-    sources = load_sources(args.sources)
-    if args.only:
-        sources = [s for s in sources if s["package"] in args.only]
+    sources = load_sources(args.sources_csv)
+    if args.sources:
+        unknown = set(args.sources) - {s["package"] for s in sources}
+        if unknown:
+            raise SystemExit(f"not in {args.sources_csv}: {', '.join(sorted(unknown))}")
+        sources = [s for s in sources if s["package"] in args.sources]
     a, b, c = (int(x) for x in args.pitches.split(":"))
     pitches = list(range(a, b, c))
     vels = [int(x) for x in args.velocities.split(",")]
 
-    records, used, failed = [], {}, {}
+    records, used, failed, heldout = [], {}, {}, {}
     for s in sources:
         pkg, kind = s["package"], s["kind"]
-        theme = s.get("theme", "").split()
         try:
-            deb = download(pkg, args.cache)
-            root = extract(deb, args.cache, pkg)
+            root, info = obtain(s, args.cache, args.snapshots)
         except Exception as e:
             print(f"[{pkg}] FAILED: {e}", flush=True)
             failed[pkg] = str(e)
             continue
-        info = {"version": deb_version(deb), "licence": licences(root, pkg), "kind": kind,
-                "deb": os.path.basename(deb)}
+        info["kind"] = kind
         t1 = time.time()
         if kind == "soundfont":
             fonts = sorted(glob.glob(os.path.join(root, "usr/share/sounds/sf[23]/*.sf[23]")))
@@ -445,38 +612,53 @@ def main(argv=None):
                     for rel, prog, p, v, d in res:
                         w.writerow([rel, gm_family(prog), prog])
                 info["role"] = "heldout"
-                info["clips"] = len(res)
+                info["clips"] = heldout["heldout_soundfont"] = len(res)
                 print(f"[{pkg}] held-out soundfont: {len(res)} notes ({time.time()-t1:.0f}s)", flush=True)
             else:
                 res = render_soundfont(font, out, os.path.join("audio", pkg), pitches, vels, args.workers)
                 extra_stop = set(tagmod.tokenize(pkg))
                 for rel, prog, p, v, d in res:
                     records.append({"path": rel, "raw_tags": tagmod.clean_words(note_tags(prog, p, v), extra_stop),
-                                    "package": pkg, "source_file": f"{info['soundfont']}#program={prog},pitch={p},velocity={v}",
-                                    "duration": round(d, 3)})
+                                    "source": pkg, "source_file": f"{info['soundfont']}#program={prog},pitch={p},velocity={v}",
+                                    "duration": round(d, 3), "version": info["version"], "licence": info["licence"]})
                 info["role"] = "train"
                 info["clips_raw"] = len(res)
                 print(f"[{pkg}] rendered {len(res)} notes ({time.time()-t1:.0f}s)", flush=True)
+        elif s.get("role") == "heldout":
+            name = s["tagger"]
+            info["role"] = "heldout"
+            info["clips"] = heldout[name] = write_heldout(root, name, out, sourcetags.LABELLERS[name],
+                                                          source_files(root, s), args.workers,
+                                                          log=lambda m: print(m, flush=True))
         else:
-            recs = build_clips(root, pkg, out, theme, TAGGERS.get(pkg), args.workers,
-                               log=lambda m: print(m, flush=True))
+            recs = build_clips(root, pkg, out, s.get("theme", "").split(),
+                               sourcetags.TAGGERS[s.get("tagger") or "path"], args.workers,
+                               files=source_files(root, s), max_segs=int(s.get("max_clips") or MAX_SEGS),
+                               stop=s.get("stop", "").split(), log=lambda m: print(m, flush=True))
+            for r in recs:
+                r["version"], r["licence"] = info["version"], info["licence"]
             records.extend(recs)
             info["role"] = "train"
             info["clips_raw"] = len(recs)
             print(f"   ({time.time()-t1:.0f}s)", flush=True)
         used[pkg] = info
 
-    vocab, kept = finalize(records, out)
-    per_pkg = Counter(r["package"] for r in kept)
+    vocab, kept = finalize(records, out, min_count=args.min_tag_count)
+    per_pkg = Counter(r["source"] for r in kept)
     for pkg in used:
         if used[pkg].get("role") == "train":
             used[pkg]["clips"] = per_pkg.get(pkg, 0)
+    report = table(kept, heldout)
+    real_tags = [t for t in vocab if t in domains.REAL_WORLD]
     with open(os.path.join(out, "sources.json"), "w") as f:
-        json.dump({"packages": used, "failed": failed, "heldout_soundfont": args.heldout_soundfont,
-                   "sample_rate": SR, "build_seconds": round(time.time() - t0, 1)}, f, indent=1)
+        json.dump({"packages": used, "failed": failed, "heldout": heldout,
+                   "heldout_soundfont": args.heldout_soundfont, "sample_rate": SR,
+                   "real_world_tags": real_tags, "build_seconds": round(time.time() - t0, 1)}, f, indent=1)
+    Path(out, "table.md").write_text(report + "\n")
     hours = sum(r["duration"] for r in kept) / 3600
+    print(report)
     print(f"done: {len(kept)} clips ({len(records) - len(kept)} dropped untagged), "
-          f"{hours:.2f} h, vocab {len(vocab)}, {time.time()-t0:.0f}s", flush=True)
+          f"{hours:.2f} h, vocab {len(vocab)} ({len(real_tags)} real-world), {time.time()-t0:.0f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ figure reported is the mean of the fold accuracies over all folds x seeds, and t
 Data sets: folders with a `labels.csv` (`file,label[,group]`; the third column, whatever its name, e.g.
 `group` or `speaker`, is the group) or with one sub-folder per class. By default `../shared/data/esc50-dev`
 and `../shared/data/fsdd` relative to the repository are evaluated when present; absent sets are skipped.
+The development sets that `training.corpus` holds out of training join them through the environment:
+COALA_EVAL_DATA, folders separated by ':', each a set or a folder of sets (e.g. <corpus>/heldout, whose
+sub-folders with a labels.csv are the sets).
 
 Embeddings are cached per extractor identity (checkpoint sha256 + front-end hash, 'mfcc-v1', random
 seed + weight hash + front-end hash) and per file (resolved path, size, mtime), so re-running with other
@@ -45,6 +48,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = [REPO.parent / "shared" / "data" / "esc50-dev", REPO.parent / "shared" / "data" / "fsdd"]
+EVAL_DATA_ENV = "COALA_EVAL_DATA"
 DEFAULT_CACHE = Path("~/.cache/coala-embed/eval").expanduser()
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".opus"}
 EXTRACTION_VERSION = "x1"  # patches: non-overlapping, no centring, no clip padding, soxr_hq; clip = mean
@@ -158,6 +162,17 @@ def find_datasets(paths: Iterable, announce: Callable[[str], None] = log) -> tup
             announce(f"{ds.name}: ... {len(ds.dropped) - 5} more missing files")
         found.append(ds)
     return found, skipped
+
+
+def data_paths(paths: Iterable, env: str | None = None) -> list[Path]:
+    """``paths`` then the folders in ``env`` (os.pathsep-separated); a folder that is not itself a set
+    but holds sets (sub-folders with a labels.csv), as <corpus>/heldout does, stands for those sets."""
+    out = []
+    for p in [*map(Path, paths), *(Path(e) for e in (env or "").split(os.pathsep) if e)]:
+        subsets = sorted(d for d in p.iterdir() if (d / "labels.csv").is_file()) \
+            if p.is_dir() and not (p / "labels.csv").exists() else []
+        out.extend(subsets or [p])
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -778,7 +793,8 @@ def parse_seeds(s: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Default data sets (skipped when absent): " + ", ".join(map(str, DEFAULT_DATA)))
+                                epilog="Default data sets (skipped when absent): " + ", ".join(map(str, DEFAULT_DATA))
+                                + f", and those in ${EVAL_DATA_ENV} (':'-separated sets or folders of sets)")
     p.add_argument("--data", action="append", default=[], metavar="DIR",
                    help="a labelled set (labels.csv or one sub-folder per class); repeatable, added to the defaults")
     p.add_argument("--no-default-data", action="store_true", help="evaluate only the --data sets")
@@ -812,7 +828,8 @@ def main(argv=None) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    paths = ([] if args.no_default_data else list(DEFAULT_DATA)) + [Path(d) for d in args.data]
+    paths = data_paths(([] if args.no_default_data else list(DEFAULT_DATA)) + args.data,
+                       None if args.no_default_data else os.environ.get(EVAL_DATA_ENV))
     datasets, skipped = find_datasets(paths)
     try:
         extractors = build_extractors(args.model, mfcc=not args.no_mfcc, random=not args.no_random,

@@ -38,7 +38,11 @@ bass kiss pass moss mass class cross bless hiss mess fuss ukulele news series
 species physics mathematics bellows scissors pants trousers jeans glasses
 """.split())
 
-STOP_WORDS = frozenset(ENGLISH_STOP_WORDS)
+# scikit-learn's list also stops number words; NLTK's, which the COALA reference used, does not, and a
+# spoken 'three' is a word the corpus has (GCompris, Asterisk digits)
+NUMBER_WORDS = frozenset("""one two three four five six eight nine ten eleven twelve fifteen twenty forty
+fifty sixty hundred""".split())
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) - NUMBER_WORDS
 
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 
