@@ -294,7 +294,7 @@ def test_github_sources_build_heldout_and_evaluate_finds_them(snapshots, tmp_pat
     ])
     out, cache = tmp_path / "out", tmp_path / "cache"
     C.main(["--out", str(out), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
-            "--workers", "1", "--min-tag-count", "1"])
+            "--workers", "1", "--min-tag-count", "1", "--max-source-share", "1"])
     printed = capsys.readouterr().out
     recs = [json.loads(l) for l in open(out / "manifest.jsonl")]
     by_file = {}
@@ -343,3 +343,11 @@ def test_export_snapshot_reports_missing_commit(snapshots, tmp_path):
         C.export_snapshot(gd, "1" * 40, str(tmp_path / "x"))
     with pytest.raises(RuntimeError, match="no git snapshot"):
         C.snapshot_git_dir(str(snaps), "acme/nothing")
+
+
+def test_cap_source_share():
+    recs = [{"source": "big", "i": i} for i in range(90)] + [{"source": "small", "i": i} for i in range(30)]
+    kept = C.cap_source_share(recs, 0.5)
+    assert sum(r["source"] == "big" for r in kept) == 30 and sum(r["source"] == "small" for r in kept) == 30
+    assert [r["i"] for r in kept if r["source"] == "big"] == sorted(r["i"] for r in kept if r["source"] == "big")
+    assert C.cap_source_share(recs, 0.8) == recs

@@ -197,6 +197,22 @@ def safe_name(source: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", source)
 
 
+def cap_source_share(records: List[dict], max_share: float, seed: int = 0) -> List[dict]:
+    """Keep every source at most ``max_share`` of the clips: a seeded random choice of the clips of a
+    larger one (in manifest order), the largest first, until none is over."""
+    rng = np.random.default_rng(seed)
+    keep = np.ones(len(records), bool)
+    while True:
+        counts = Counter(r["source"] for r, k in zip(records, keep) if k)
+        src, c = counts.most_common(1)[0] if counts else (None, 0)
+        total = sum(counts.values())
+        if c <= max_share * total:
+            return [r for r, k in zip(records, keep) if k]
+        allowed = int(max_share * (total - c) / (1 - max_share))
+        idx = [i for i, r in enumerate(records) if keep[i] and r["source"] == src]
+        keep[rng.choice(idx, len(idx) - allowed, replace=False)] = False
+
+
 def finalize(records: List[dict], out_dir: str, max_frac=0.7, min_count=10, max_tags=1000):
     """Apply the vocabulary filters; write manifest.jsonl and vocab.json. Returns (vocab, kept).
 
@@ -331,7 +347,15 @@ def extract(deb: str, cache: str, pkg: str) -> str:
     if not os.path.exists(marker):
         shutil.rmtree(dest, ignore_errors=True)
         os.makedirs(dest)
-        subprocess.run(["dpkg-deb", "-x", deb, dest], check=True)
+        # only what the corpus reads (audio, archives, text side files, copyright): flightgear's
+        # 1.8 GB of data holds 158 sounds
+        patterns = [f"*{e}" for e in (*AUDIO_EXT, *ARCHIVE_EXT, ".txt")] + ["*/copyright"]
+        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
+        # tar exits 2 when a pattern matches nothing
+        rc = subprocess.run(["tar", "-x", "-C", dest, "--wildcards", "--ignore-case", *patterns],
+                            stdin=tar.stdout, stderr=subprocess.DEVNULL).returncode
+        if tar.wait() or rc not in (0, 2):
+            raise RuntimeError(f"extracting {deb} failed (dpkg-deb {tar.returncode}, tar {rc})")
         Path(marker).write_text(os.path.basename(deb))
     unpack_zips(dest)
     return dest
@@ -558,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sources", "--only", nargs="*", dest="sources",
                     help="build only these sources (package or github:owner/name)")
     ap.add_argument("--heldout-soundfont", default=DEFAULT_HELDOUT)
+    ap.add_argument("--max-source-share", type=float, default=0.25,
+                    help="subsample any source above this share of the clips (default 0.25)")
     ap.add_argument("--min-tag-count", type=int, default=10, help="drop tags on fewer clips (paper: 10)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pitches", default="36:97:6", help="start:stop:step MIDI pitches (train soundfonts)")
@@ -643,7 +669,9 @@ def main(argv=None):
             print(f"   ({time.time()-t1:.0f}s)", flush=True)
         used[pkg] = info
 
-    vocab, kept = finalize(records, out, min_count=args.min_tag_count)
+    capped = cap_source_share(records, args.max_source_share)
+    print(f"source share cap {args.max_source_share}: {len(records) - len(capped)} clips left out", flush=True)
+    vocab, kept = finalize(capped, out, min_count=args.min_tag_count)
     per_pkg = Counter(r["source"] for r in kept)
     for pkg in used:
         if used[pkg].get("role") == "train":
