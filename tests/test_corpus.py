@@ -204,6 +204,12 @@ def test_asterisk_and_body_percussion_codes():
         ["body", "percussion", "cheek"]
 
 
+def test_piano_tags():
+    assert T.clean_words(ST.piano_tags("", "Samples/PP C#1.flac")) == ["acoustic", "grand", "piano", "soft", "low"]
+    assert T.clean_words(ST.piano_tags("", "Samples/Mf G6.flac")) == ["acoustic", "grand", "piano", "loud", "high"]
+    assert ST.piano_tags("", "Samples/readme.flac") is None
+
+
 def test_heldout_labellers():
     assert ST.openclonk_label("planet/Sound.ocg/Animals.ocg/Bat.ocg/Flutter2.wav") == \
         ("Animals", "Animals/Bat/Flutter")
@@ -326,6 +332,13 @@ def test_github_sources_build_heldout_and_evaluate_finds_them(snapshots, tmp_pat
     datasets, _ = E.find_datasets(paths, announce=lambda m: None)
     assert [d.name for d in datasets] == ["dspspeech20"] and len(datasets[0].files) == 8
     assert sorted(set(datasets[0].groups)) == ["1101", "1202"]
+
+    # --update rebuilds the named sources and keeps the other clips of the last build
+    C.main(["--out", str(out), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
+            "--workers", "1", "--min-tag-count", "1", "--max-source-share", "1", "--update",
+            "--sources", "github:acme/speech"])
+    again = [json.loads(l) for l in open(out / "manifest.jsonl")]
+    assert again == recs and json.load(open(out / "sources.json"))["heldout"] == {"dspspeech20": 8}
 
     # --sources builds a subset; an unknown name is an error
     out2 = tmp_path / "out2"

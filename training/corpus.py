@@ -349,7 +349,7 @@ def extract(deb: str, cache: str, pkg: str) -> str:
         os.makedirs(dest)
         # only what the corpus reads (audio, archives, text side files, copyright): flightgear's
         # 1.8 GB of data holds 158 sounds
-        patterns = [f"*{e}" for e in (*AUDIO_EXT, *ARCHIVE_EXT, ".txt")] + ["*/copyright"]
+        patterns = [f"*{e}" for e in (*AUDIO_EXT, *ARCHIVE_EXT, ".txt", ".sf2", ".sf3")] + ["*/copyright"]
         tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
         # tar exits 2 when a pattern matches nothing
         rc = subprocess.run(["tar", "-x", "-C", dest, "--wildcards", "--ignore-case", *patterns],
@@ -489,6 +489,39 @@ def github_licence(root: str) -> str:
     return "no licence file"
 
 
+# ----------------------------------------------------------------------------- synthetic speech
+
+ESPEAK_VOICES = ["en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029"]
+
+
+def espeak_variants() -> List[str]:
+    """espeak-ng's voice variants (male1, female_whisper, klatt...), by file name."""
+    lines = subprocess.run(["espeak-ng", "--voices=variant"], check=True, capture_output=True,
+                           text=True).stdout.splitlines()[1:]
+    return sorted({l.split()[4].split("/")[-1] for l in lines if len(l.split()) >= 5})
+
+
+def synthesize_words(dest: str, words: Sequence[str], per_word: int, seed: int = 0) -> List[str]:
+    """``per_word`` renditions of each English word by espeak-ng, each with a seeded random English
+    voice, variant, speed and pitch, as <dest>/<voice>+<variant>/<word>_s<speed>_p<pitch>.wav.
+    Returns the relative paths (the word is the file name's first part: the tag)."""
+    rng = np.random.default_rng(seed)
+    variants = espeak_variants()
+    rels = []
+    for word in words:
+        for _ in range(per_word):
+            voice = f"{rng.choice(ESPEAK_VOICES)}+{rng.choice(variants)}"
+            speed, pitch = int(rng.integers(120, 221)), int(rng.integers(20, 81))
+            rel = os.path.join(voice, f"{word.replace(' ', '-')}_s{speed}_p{pitch}.wav")
+            out = os.path.join(dest, rel)
+            if not os.path.exists(out):
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", out, word],
+                               check=True, capture_output=True)
+            rels.append(rel)
+    return rels
+
+
 # ----------------------------------------------------------------------------- held-out sets
 
 def write_heldout(root: str, name: str, out_dir: str, labeller, files: Sequence[str], workers: int = 2,
@@ -533,6 +566,9 @@ def obtain(row: dict, cache: str, snapshots: Optional[str]) -> Tuple[str, dict]:
         exp = export_snapshot(snapshot_git_dir(snapshots, repo), commit, root)
         return root, {"version": commit, "licence": row.get("licence") or github_licence(root),
                       "missing_blobs": len(exp["missing"])}
+    if row["kind"] == "espeak":
+        ver = subprocess.run(["espeak-ng", "--version"], check=True, capture_output=True, text=True).stdout
+        return os.path.join(cache, "espeak"), {"version": ver.split(":")[0].strip(), "licence": row.get("licence")}
     deb = download(name, cache)
     root = extract(deb, cache, name)
     return root, {"version": deb_version(deb), "licence": row.get("licence") or licences(root, name),
@@ -581,9 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sources-csv", default=str(DEFAULT_SOURCES), help="CSV of sources")
     ap.add_argument("--sources", "--only", nargs="*", dest="sources",
                     help="build only these sources (package or github:owner/name)")
+    ap.add_argument("--update", action="store_true",
+                    help="with --sources: rebuild those sources, keep the other clips of the last build in --out")
     ap.add_argument("--heldout-soundfont", default=DEFAULT_HELDOUT)
     ap.add_argument("--max-source-share", type=float, default=0.25,
                     help="subsample any source above this share of the clips (default 0.25)")
+    ap.add_argument("--espeak-share", type=float, default=0.15,
+                    help="synthetic speech (an espeak source) makes at most this share of the clips")
     ap.add_argument("--min-tag-count", type=int, default=10, help="drop tags on fewer clips (paper: 10)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pitches", default="36:97:6", help="start:stop:step MIDI pitches (train soundfonts)")
@@ -650,6 +690,16 @@ def main(argv=None):
                 info["role"] = "train"
                 info["clips_raw"] = len(res)
                 print(f"[{pkg}] rendered {len(res)} notes ({time.time()-t1:.0f}s)", flush=True)
+        elif kind == "espeak":  # word-labelled synthetic speech, at most --espeak-share of the clips
+            real = sum(r["source"] != pkg for r in records)
+            per_word = max(0, int(args.espeak_share * real / (1 - args.espeak_share)) // len(domains.SPOKEN_WORDS))
+            rels = synthesize_words(root, domains.SPOKEN_WORDS, per_word)
+            recs = build_clips(root, pkg, out, s.get("theme", "").split(), sourcetags.TAGGERS["espeak"],
+                               args.workers, files=rels, log=lambda m: print(m, flush=True))
+            for r in recs:
+                r["version"], r["licence"] = info["version"], info["licence"]
+            records.extend(recs)
+            info["role"], info["clips_raw"], info["per_word"] = "train", len(recs), per_word
         elif s.get("role") == "heldout":
             name = s["tagger"]
             info["role"] = "heldout"
@@ -669,6 +719,17 @@ def main(argv=None):
             print(f"   ({time.time()-t1:.0f}s)", flush=True)
         used[pkg] = info
 
+    previous = os.path.join(out, "records.jsonl")
+    if args.update and os.path.exists(previous):  # keep the clips of the sources not rebuilt now
+        built = {s["package"] for s in sources}
+        with open(previous) as f:
+            records = [r for r in map(json.loads, f) if r["source"] not in built] + records
+        old_info = json.load(open(os.path.join(out, "sources.json")))
+        used = {**{k: v for k, v in old_info["packages"].items() if k not in built}, **used}
+        heldout = {**old_info.get("heldout", {}), **heldout}
+    with open(previous, "w") as f:  # raw tags of every clip, for --update
+        for r in records:
+            f.write(json.dumps(r) + "\n")
     capped = cap_source_share(records, args.max_source_share)
     print(f"source share cap {args.max_source_share}: {len(records) - len(capped)} clips left out", flush=True)
     vocab, kept = finalize(capped, out, min_count=args.min_tag_count)

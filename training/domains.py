@@ -127,3 +127,9 @@ def is_real_world(tags: Iterable[str]) -> bool:
     """Whether a (non-speech) clip's tags name a real-world sound source or action."""
     tags = set(tags)
     return SPEECH not in tags and bool(tags & REAL_WORLD)
+
+
+# The words espeak-ng speaks for the synthetic speech source: the real-world words, one per
+# sound source or action, so that a spoken word and the sound share a tag only where the
+# sources already do (GCompris says 'dog' too).
+SPOKEN_WORDS = sorted(REAL_WORLD)

@@ -132,9 +132,28 @@ def body_percussion_tags(root: str, rel: str) -> List[str]:
     return ["body", "percussion", *(BODY_WORDS.get(w, w) for w in words)]
 
 
+PIANO_DYNAMICS = {"pp": "soft", "mp": "soft", "mf": "loud", "ff": "loud"}
+
+
+def piano_tags(root: str, rel: str) -> Optional[List[str]]:
+    """SplendidGrandPiano ``Samples/<dynamic> <note><octave>.flac``: piano + dynamics + register
+    (the words the rendered soundfont notes use)."""
+    m = re.fullmatch(r"(pp|mp|mf|ff) [A-G]#?(-?\d)", Path(rel).stem, re.IGNORECASE)
+    if not m:
+        return None
+    octave = int(m.group(2))
+    register = "low" if octave < 3 else ("mid" if octave < 5 else "high")
+    return ["acoustic grand piano", "piano", PIANO_DYNAMICS[m.group(1).lower()], register]
+
+
 def donateacry_tags(root: str, rel: str) -> List[str]:
     """donateacry: ``<reason>/<uuid>-<time>-<version>-<gender>-<age>-<reason code>.wav``."""
     return ["baby", "infant", "cry", "crying", *dirs_tag_text(rel)]
+
+
+def espeak_tags(root: str, rel: str) -> List[str]:
+    """Synthetic speech <voice>/<word>_s<speed>_p<pitch>.wav: the word + speech word synthetic."""
+    return [SPEECH, "word", "synthetic", Path(rel).stem.rsplit("_s", 1)[0].replace("-", " ")]
 
 
 TAGGERS: Dict[str, Callable[[str, str], Optional[List[str]]]] = {
@@ -148,6 +167,8 @@ TAGGERS: Dict[str, Callable[[str, str], Optional[List[str]]]] = {
     "asterisk": asterisk_tags,
     "body_percussion": body_percussion_tags,
     "donateacry": donateacry_tags,
+    "espeak": espeak_tags,
+    "piano": piano_tags,
 }
 
 
