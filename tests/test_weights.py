@@ -59,16 +59,25 @@ def test_bundled_zero_shot_tags_come_from_the_vocabulary(model):
 
 
 def test_licence_travels_with_the_weights(model):
-    """The shipped config says what an export writes now, and the weights' README lists every source."""
+    """The shipped config says what an export writes now; the weights' README lists the sources of
+    their training corpus as sources.csv records them, and those carry the licences the summary names."""
     import csv
+    import re
 
     from training.export import WEIGHTS_LICENCE
 
     assert model.config["licence"] == WEIGHTS_LICENCE and WEIGHTS_LICENCE["spdx"] == "NOASSERTION"
     folder = bundled_weights_dir()
     readme = (folder / "README.md").read_text()
+    rows = re.findall(r"^\| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", readme, flags=re.M)[2:]  # after header
+    assert len(rows) >= 20
+    listed = " ".join(r[2] for r in rows)
+    for licence in ("GPL-2", "GPL-2+", "GPL-3+", "LGPL-2.1+", "CC-BY-SA-3.0", "CC-BY-SA-4.0"):
+        assert licence in listed and licence in WEIGHTS_LICENCE["summary"]
     sources = folder.parent / "training" / "sources.csv"
     if not sources.exists():
         pytest.skip("not a source checkout")
-    for row in csv.DictReader(sources.open()):
-        assert f"| {row['package']} | {row['version']} |" in readme
+    recorded = {r["package"]: r for r in csv.DictReader(sources.open())}
+    for package, version, licences, _ in rows:
+        assert recorded[package]["version"] == version
+        assert recorded[package]["licence"].replace(" | ", ", ") == licences
