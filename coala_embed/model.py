@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 VARIANTS = ("ae-c", "e-c", "cnn")
@@ -75,6 +77,62 @@ class AudioEncoder(nn.Module):
         return self.blocks(x).flatten(1)
 
 
+def _phases(y, c_out: int):
+    """(B, 4 c_out, L + 1, L + 1) -> the strided view (B, c_out, L, 2, L, 2) with [.., m, a, n, b] =
+    y[:, (2a + b) c_out + c, m + a, n + b]: phase (a, b) of output pixel (2m + a, 2n + b), for any layout."""
+    B, _, P, Q = y.shape
+    sb, sk, sp, sq = y.stride()
+    return y.as_strided((B, c_out, P - 1, 2, Q - 1, 2), (sb, sk, sp, 2 * c_out * sk + sp, sq, c_out * sk + sq),
+                        y.storage_offset())
+
+
+class _Interleave(torch.autograd.Function):
+    """The phases of a sub-pixel convolution into one map of y's memory layout: one copy each way
+    (autograd's as_strided backward takes two)."""
+
+    @staticmethod
+    def forward(ctx, y, c_out: int):
+        B, _, P, Q = y.shape
+        fmt = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        ctx.c_out, ctx.shape, ctx.fmt = c_out, y.shape, fmt
+        out = torch.empty((B, c_out, 2 * P - 2, 2 * Q - 2), dtype=y.dtype, device=y.device, memory_format=fmt)
+        out.view(B, c_out, P - 1, 2, Q - 1, 2).copy_(_phases(y, c_out))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        B, _, P, Q = ctx.shape
+        # the last row and column of each phase are not used by any output pixel: zero gradient
+        grad_y = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=ctx.fmt).zero_()
+        _phases(grad_y, ctx.c_out).copy_(grad.unflatten(2, (P - 1, 2)).unflatten(4, (Q - 1, 2)))
+        return grad_y, None
+
+
+class SubPixelConvTranspose2d(nn.ConvTranspose2d):
+    """ConvTranspose2d(k=4, stride 2, pad 1) computed as sub-pixel convolution: one stride-1 2x2
+    convolution with 4x the output channels (one group per output phase) on the input padded by one,
+    whose phases are then interleaved into the 2x larger map.
+
+    Same parameters, state dict and result as nn.ConvTranspose2d (up to float rounding): the conv weight
+    is rearranged from the transposed one on every call, so gradients reach the paper's parameters. Why:
+    oneDNN's weight gradient of a strided deconvolution is slow on CPU (half of an AE-C training step),
+    while stride-1 convolutions take its fast path.
+    """
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__(in_channels, out_channels, kernel_size=4, stride=2, padding=1)
+
+    def forward(self, x):
+        # Output row 2m + a (phase a) sums x[m-1] w[3] + x[m] w[1] (a = 0) or x[m] w[2] + x[m+1] w[0]
+        # (a = 1): padded row m + a + p times kernel tap 3 - a - 2p, i.e. tap 2p + a of the flipped kernel.
+        w = self.weight.flip(2, 3).unflatten(3, (2, 2)).unflatten(2, (2, 2))  # (in, out, p, a, q, b)
+        w = w.permute(3, 5, 1, 0, 2, 4).reshape(4 * self.out_channels, self.in_channels, 2, 2)  # (a, b, out)
+        if self.weight.is_contiguous(memory_format=torch.channels_last) and not self.weight.is_contiguous():
+            w = w.contiguous(memory_format=torch.channels_last)  # a channels-last net stays so (the conv follows)
+        y = F.conv2d(x, w, self.bias.repeat(4), padding=1)  # (B, 4 out, L + 1, L + 1)
+        return _Interleave.apply(y, self.out_channels)
+
+
 class AudioDecoder(nn.Module):
     """(B, embedding_size) -> (B, 1, frames, bands) reconstruction in [0, 1]."""
 
@@ -84,12 +142,12 @@ class AudioDecoder(nn.Module):
         layers = []
         for _ in range(cfg.n_blocks - 1):
             layers += [
-                nn.ConvTranspose2d(cfg.n_filters, cfg.n_filters, kernel_size=4, stride=2, padding=1),
+                SubPixelConvTranspose2d(cfg.n_filters, cfg.n_filters),
                 nn.BatchNorm2d(cfg.n_filters),
                 nn.ReLU(),
                 _conv_dropout(cfg),
             ]
-        layers += [nn.ConvTranspose2d(cfg.n_filters, 1, kernel_size=4, stride=2, padding=1), nn.BatchNorm2d(1), nn.Sigmoid()]
+        layers += [SubPixelConvTranspose2d(cfg.n_filters, 1), nn.BatchNorm2d(1), nn.Sigmoid()]
         self.blocks = nn.Sequential(*layers)
 
     def forward(self, z):
