@@ -1,29 +1,34 @@
-"""End-to-end throughput of coala-embed against librosa MFCCs, on generated audio.
+"""Speed of coala-embed against librosa MFCCs on the same generated audio, in one run (< 5 min idle).
 
-    python examples/benchmark.py                    # 100 ten-second 44.1 kHz WAVs, plus a 1-hour file
-    python examples/benchmark.py --threads 1 --no-hour --sweep
+    python examples/benchmark.py                    # 100 ten-second 44.1 kHz stereo WAVs, plus a 1-hour file
+    python examples/benchmark.py --files 20 --no-hour --sweep
 
-Prints, as seconds of audio per wall-clock second (x real time):
-- coala-embed end to end (`process_file`: decode, resample, log-mel, encoder, .npz writing), fp32;
-- the share of each stage, from a staged pass over the same files;
+Prints, as seconds of audio per wall-clock second (x real time) and as a ratio to the MFCC baseline:
+- first-file latency in a fresh process: import, model load, first and second file (`process_file`);
+- the CLI on one 1-s file and on all N files, process start included (`python -m coala_embed.cli`);
+- end to end in process (`process_file`: decode, resample, log-mel, encoder, .npz writing), fp32 and
+  bf16, with the front end beside the encoder (default workers) and without (`num_workers=0`);
+- each stage alone: decode, resample, log-mel, the encoder in fp32 and bf16;
 - the same files through librosa: load + resample to 22050 Hz + 20 MFCCs with deltas (mean and std);
 - the resamplers: soxr HQ (the default) against resampy's kaiser_best and kaiser_fast;
 - optionally (--sweep) the encoder alone across batch sizes, plain network vs the inference path;
 - peak memory (RSS) and speed for a 1-hour 44.1 kHz file, in a fresh process.
 
-The model is the bundled one if present, else a randomly initialised full-size COALA (speed does not
-depend on the weight values). Numbers depend on what else runs on the machine: the load average is
-printed at the start and the end.
+Each in-process figure is the best of --repeat runs. The model is the bundled one if present, else a
+randomly initialised full-size COALA (speed does not depend on the weight values). Numbers depend on
+what else runs on the machine: the load average is printed at the start and the end.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +39,7 @@ def log(msg=""):
     print(msg, flush=True)
 
 
-def make_files(folder: Path, n: int, seconds: float, sr: int) -> list[Path]:
+def make_files(folder: Path, n: int, seconds: float, sr: int, channels: int = 2) -> list[Path]:
     rng = np.random.RandomState(0)
     t = np.arange(int(seconds * sr)) / sr
     paths = []
@@ -42,10 +47,22 @@ def make_files(folder: Path, n: int, seconds: float, sr: int) -> list[Path]:
         f0 = 80 * 2 ** (i % 48 / 8)
         y = 0.3 * np.sin(2 * np.pi * f0 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * (i % 5 + 1) * t / seconds))
         y += 0.05 * rng.randn(len(t)) * (rng.rand(len(t) // 4410 + 1).repeat(4410)[: len(t)] > 0.7)
+        if channels > 1:  # the other channels: the same sound, quieter, with their own noise
+            y = np.stack([y] + [0.8 * y + 0.02 * rng.randn(len(t)) for _ in range(channels - 1)], axis=1)
         p = folder / f"clip{i:03d}.wav"
         sf.write(p, y.astype(np.float32), sr, subtype="PCM_16")
         paths.append(p)
     return paths
+
+
+def package_env() -> dict:
+    """The environment for child processes: they import the same coala_embed as this process."""
+    import coala_embed
+
+    env = dict(os.environ)
+    root = str(Path(coala_embed.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 
 
 def get_model_source(arg, tmp: Path):
@@ -65,13 +82,13 @@ def get_model_source(arg, tmp: Path):
     return str(tmp / "random_ckpt"), "randomly initialised full-size COALA (no bundled weights)"
 
 
-def staged(paths, model, batch_size, resampler="soxr_hq"):
-    """The pipeline of process_file, one stage at a time, timed."""
+def staged(paths, model, batch_size, resampler="soxr_hq", precisions=("fp32", "bf16")):
+    """The pipeline of process_file, one stage at a time, timed; the encoder once per precision."""
     import torch
 
     from coala_embed import audio, core
 
-    t = dict(decode=0.0, resample=0.0, mel=0.0, encoder=0.0)
+    t = dict(decode=0.0, resample=0.0, mel=0.0)
     fe = model.frontend
     all_patches = []
     for p in paths:
@@ -87,13 +104,17 @@ def staged(paths, model, batch_size, resampler="soxr_hq"):
         t["resample"] += t2 - t1
         t["mel"] += t3 - t2
     patches = np.concatenate(all_patches)
-    t0 = time.perf_counter()
-    encoder, fmt = core._inference_encoder(model)
-    with torch.inference_mode():
-        for i in range(0, len(patches), batch_size):
-            x = torch.from_numpy(patches[i:i + batch_size]).unsqueeze(1)
-            encoder(x.contiguous(memory_format=fmt)).numpy()
-    t["encoder"] = time.perf_counter() - t0
+    for precision in precisions:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bf16 where it is slow: measured all the same
+            encoder, fmt, dtype = core._inference_encoder(model, precision)
+        with torch.inference_mode():
+            encoder(torch.from_numpy(patches[:batch_size]).unsqueeze(1).to(dtype).contiguous(memory_format=fmt))
+            t0 = time.perf_counter()
+            for i in range(0, len(patches), batch_size):
+                x = torch.from_numpy(patches[i:i + batch_size]).unsqueeze(1).to(dtype)
+                encoder(x.contiguous(memory_format=fmt)).float().numpy()
+        t[f"encoder {precision}"] = time.perf_counter() - t0
     return t, len(patches)
 
 
@@ -114,7 +135,7 @@ def encoder_sweep(model, seconds_per_patch, duration=1.5):
 
     from coala_embed import core
 
-    fast, fmt = core._inference_encoder(model)
+    fast, fmt, _ = core._inference_encoder(model)
     x = torch.from_numpy(np.random.RandomState(0).rand(128, 1, 96, 96).astype(np.float32))
     rows = []
     for bs in (8, 32, 64, 128):
@@ -164,7 +185,7 @@ def hour_file(tmp: Path, source, threads, seconds=3600):
         for minute in range(seconds // 60):
             f.write((0.2 * np.sin(2 * np.pi * (100 + 10 * minute) * t) + 0.02 * rng.randn(len(t))).astype(np.float32))
     log(f"  wrote {path.stat().st_size / 1e6:.0f} MB ({seconds} s at {sr} Hz) in {time.perf_counter() - t0:.1f} s")
-    env = dict(os.environ)
+    env = package_env()
     p = subprocess.run([sys.executable, "-c", HOUR_SCRIPT, source or "-", str(path), str(tmp / "hour_out"), str(threads or 0)],
                        capture_output=True, text=True, env=env)
     if p.returncode:
@@ -180,32 +201,87 @@ def hour_file(tmp: Path, source, threads, seconds=3600):
     return res
 
 
+FIRST_FILE_SCRIPT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import coala_embed
+t1 = time.perf_counter()
+model = coala_embed.load_model(None if sys.argv[1] == "-" else sys.argv[1], device="cpu")
+t2 = time.perf_counter()
+coala_embed.process_file([sys.argv[2]], output_dir=sys.argv[4], model=model, overwrite=True)
+t3 = time.perf_counter()
+coala_embed.process_file([sys.argv[3]], output_dir=sys.argv[4], model=model, overwrite=True)
+t4 = time.perf_counter()
+print("RESULT" + json.dumps({"import": t1 - t0, "load": t2 - t1, "first": t3 - t2, "second": t4 - t3}))
+"""
+
+
+def first_file(source, paths, out: Path) -> dict:
+    p = subprocess.run([sys.executable, "-c", FIRST_FILE_SCRIPT, source or "-", str(paths[0]), str(paths[1]), str(out)],
+                       capture_output=True, text=True, env=package_env())
+    if p.returncode:
+        raise RuntimeError(p.stderr)
+    return json.loads([line for line in p.stdout.splitlines() if line.startswith("RESULT")][-1][6:])
+
+
+def cli_wall(source, paths, out: Path, *options) -> float:
+    """Wall time of the command line on these files, Python's start included."""
+    cmd = [sys.executable, "-m", "coala_embed.cli", *map(str, paths), "-o", str(out), "-q", "--overwrite",
+           "--device", "cpu", *options] + (["--model", source] if source else [])
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=package_env())
+    wall = time.perf_counter() - t0
+    if p.returncode:
+        raise RuntimeError(p.stderr)
+    return wall
+
+
+def best_of(repeat, fn):
+    walls = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - t0)
+    return min(walls)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--sr", type=int, default=44100)
+    ap.add_argument("--channels", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=None, help="default: coala_embed's default")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--model", default=None, help="checkpoint source (default: bundled, else random weights)")
-    ap.add_argument("--resampler-files", type=int, default=10, help="files used for the resampler comparison")
+    ap.add_argument("--repeat", type=int, default=2, help="in-process figures are the best of this many runs")
+    ap.add_argument("--resampler-files", type=int, default=10, help="files used for the resampler comparison (0: skip)")
     ap.add_argument("--no-hour", action="store_true", help="skip the 1-hour file")
     ap.add_argument("--hour-seconds", type=int, default=3600, help=argparse.SUPPRESS)  # shorter, to try the script
     ap.add_argument("--sweep", action="store_true", help="also time the encoder alone across batch sizes")
     ap.add_argument("--json", default=None, help="write the numbers to this file")
     args = ap.parse_args(argv)
+    if args.files < 2:
+        ap.error("--files must be at least 2 (the first-file latency needs a second file)")
 
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from coala_embed import audio, core, process_file
+    from coala_embed import audio, core, pipeline, process_file
 
     batch_size = args.batch_size or core.DEFAULT_BATCH_SIZE
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    bf16_native = core._cpu_has("_is_avx512_bf16_supported") or core._cpu_has("_is_amx_tile_supported")
     out = {"load_start": os.getloadavg(), "threads": torch.get_num_threads(), "batch_size": batch_size,
-           "cpus": os.cpu_count(), "torch": torch.__version__}
-    log(f"load average {out['load_start'][0]:.2f}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"with {out['threads']} threads, batch size {batch_size}, fp32")
+           "cpus": os.cpu_count(), "cpu": cpu, "torch": torch.__version__, "bf16_native": bf16_native,
+           "workers": pipeline.default_workers("cpu")}
+    log(f"{cpu}, {os.cpu_count()} CPUs (bf16 {'native: AVX512-BF16/AMX' if bf16_native else 'emulated'}), "
+        f"load average {out['load_start'][0]:.2f}; torch {torch.__version__} with {out['threads']} threads, "
+        f"batch size {batch_size}, {out['workers']} front-end worker(s)")
 
     with tempfile.TemporaryDirectory(prefix="coala-bench-") as tmp:
         tmp = Path(tmp)
@@ -213,55 +289,86 @@ def main(argv=None):
         source, what = get_model_source(args.model, tmp)
         log(f"model: {what}")
         t0 = time.perf_counter()
-        paths = make_files(tmp / "audio", args.files, args.seconds, args.sr)
+        paths = make_files(tmp / "audio", args.files, args.seconds, args.sr, args.channels)
+        one_second = make_files(tmp, 1, 1.0, args.sr, args.channels)
         total = args.files * args.seconds
-        log(f"generated {args.files} x {args.seconds:g} s WAVs at {args.sr} Hz ({total:.0f} s of audio) "
-            f"in {time.perf_counter() - t0:.1f} s")
+        log(f"generated {args.files} x {args.seconds:g} s WAVs at {args.sr} Hz, {args.channels} channel(s) "
+            f"({total:.0f} s of audio) in {time.perf_counter() - t0:.1f} s")
 
         model = core.get_model(source, "cpu")
-        process_file(paths[:1], output_dir=tmp / "warm", model=model)  # first-call costs: mel basis, kernels
-
-        log("\ncoala-embed end to end (process_file, writing .npz):")
-        t0 = time.perf_counter()
-        results = process_file(paths, output_dir=tmp / "feats", model=model, batch_size=batch_size, overwrite=True)
-        wall = time.perf_counter() - t0
-        assert all(r.status == "written" for r in results), [r.error for r in results if r.error]
-        out["coala_rtf"] = total / wall
-        log(f"  {total:.0f} s of audio in {wall:.2f} s = {total / wall:.0f}x real time")
-
-        log("\nstages (a staged pass over the same files):")
-        t, n_patches = staged(paths, model, batch_size)
-        s = sum(t.values())
-        for k, v in t.items():
-            log(f"  {k:9s} {v:6.2f} s  {100 * v / s:5.1f}%  ({total / v:7.0f}x real time alone)")
-        log(f"  total     {s:6.2f} s  ({n_patches} patches; {total / s:.0f}x real time)")
-        out["stages"] = {k: v / s for k, v in t.items()}
-        out["stage_seconds"] = t
+        process_file(paths[:1], output_dir=tmp / "warm", model=model)  # first-call costs, in this process
 
         log("\nlibrosa MFCC baseline (load + resample to 22050 + 20 MFCCs, deltas, mean/std):")
-        t0 = time.perf_counter()
-        mfcc_baseline(paths)
-        mw = time.perf_counter() - t0
-        out["mfcc_rtf"] = total / mw
-        log(f"  {total:.0f} s of audio in {mw:.2f} s = {total / mw:.0f}x real time")
+        mfcc_baseline(paths[:1])  # librosa's first call imports scipy.signal and compiles with numba
+        mw = best_of(args.repeat, lambda: mfcc_baseline(paths))
+        mfcc = out["mfcc_rtf"] = total / mw
+        log(f"  {total:.0f} s of audio in {mw:.2f} s = {mfcc:.0f}x real time")
 
-        log(f"\nresamplers ({args.sr} -> {model.frontend.sample_rate} Hz, {args.resampler_files} files):")
-        decoded = [np.concatenate(list(audio.mono_blocks_from_file(p)[1])) for p in paths[:args.resampler_files]]
-        sub = args.resampler_files * args.seconds
-        out["resamplers"] = {}
-        for name in audio.RESAMPLERS:
-            list(audio.resample_blocks([decoded[0][: args.sr]], args.sr, model.frontend.sample_rate, name))
-            t0 = time.perf_counter()
-            for y in decoded:
-                list(audio.resample_blocks([y], args.sr, model.frontend.sample_rate, name))
-            w = time.perf_counter() - t0
-            out["resamplers"][name] = sub / w
-            log(f"  {name:12s} {sub / w:8.0f}x real time")
-        t0 = time.perf_counter()
-        process_file(paths, output_dir=tmp / "feats_kf", model=model, batch_size=batch_size, resampler="kaiser_fast")
-        w = time.perf_counter() - t0
-        out["coala_rtf_kaiser_fast"] = total / w
-        log(f"  end to end with kaiser_fast: {total / w:.0f}x real time (soxr_hq: {out['coala_rtf']:.0f}x)")
+        def row(name, seconds, audio_seconds=total):
+            rtf = audio_seconds / seconds
+            log(f"  {name:40s} {seconds:7.2f} s  {rtf:7.0f}x real time  {rtf / mfcc:5.2f}x MFCC")
+            return rtf
+
+        log("\nfirst file, fresh process (import, model load, first and second file):")
+        ff = out["first_file"] = first_file(source, paths, tmp / "ff")
+        log(f"  import {ff['import']:.2f} s, model load {ff['load']:.2f} s, first file {ff['first']:.3f} s, "
+            f"second file {ff['second']:.3f} s ({args.seconds:g} s each)")
+
+        log("\ncommand line, Python's start included:")
+        w1 = cli_wall(source, one_second, tmp / "cli1")
+        out["cli_one_second_wall"] = w1
+        log(f"  coala-embed on one 1-s file: {w1:.2f} s wall")
+        out["cli_rtf"] = row(f"coala-embed on the {args.files} files", cli_wall(source, paths, tmp / "cli"))
+        out["cli_rtf_bf16"] = row(f"... --precision bf16", cli_wall(source, paths, tmp / "cli", "--precision", "bf16"))
+
+        log("\nend to end in process (process_file, writing .npz):")
+        e2e = {}
+        for precision in ("fp32", "bf16"):
+            for workers in (None, 0):
+                def run():
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        results = process_file(paths, output_dir=tmp / "feats", model=model, batch_size=batch_size,
+                                               overwrite=True, num_workers=workers, precision=precision)
+                    assert all(r.status == "written" for r in results), [r.error for r in results if r.error]
+                label = f"{precision}, {'default workers' if workers is None else 'no workers (num_workers=0)'}"
+                e2e[label] = row(label, best_of(args.repeat, run))
+        out["e2e"] = e2e
+
+        log("\nstages alone (a staged pass over the same files):")
+        t, n_patches = staged(paths, model, batch_size)
+        out["stage_seconds"] = t
+        out["stages"] = {k: row(k, v) for k, v in t.items()}
+        front = t["decode"] + t["resample"] + t["mel"]
+        row("front end (decode + resample + log-mel)", front)
+        log(f"  ({n_patches} patches; one patch is {model.frontend.patch_seconds:.2f} s of audio)")
+
+        enc32, enc16 = out["stages"]["encoder fp32"], out["stages"]["encoder bf16"]
+        best32 = e2e["fp32, default workers"]
+        log("\nagainst the targets (ratios from this run):")
+        log(f"  CLI on {args.files} files / MFCC: {out['cli_rtf'] / mfcc:.2f}x (target >= 1.5)")
+        log(f"  in-process fp32 end to end / encoder alone: {best32 / enc32:.0%} (target >= 85%)")
+        log(f"  bf16 / fp32: encoder alone {enc16 / enc32:.2f}x, end to end {e2e['bf16, default workers'] / best32:.2f}x "
+            f"(target >= 1.7x)")
+        log(f"  first file after model load: {ff['first']:.3f} s (target <= 0.2 s); "
+            f"one 1-s file on the command line: {w1:.2f} s (target <= 1.8 s)")
+        out["ratios"] = {"cli_over_mfcc": out["cli_rtf"] / mfcc, "e2e_over_encoder": best32 / enc32,
+                         "bf16_over_fp32_encoder": enc16 / enc32, "bf16_over_fp32_e2e": e2e["bf16, default workers"] / best32}
+
+        if args.resampler_files > 0:
+            n = min(args.resampler_files, len(paths))
+            log(f"\nresamplers ({args.sr} -> {model.frontend.sample_rate} Hz, {n} files):")
+            decoded = [np.concatenate(list(audio.mono_blocks_from_file(p)[1])) for p in paths[:n]]
+            sub = n * args.seconds
+            out["resamplers"] = {}
+            for name in audio.RESAMPLERS:
+                list(audio.resample_blocks([decoded[0][: args.sr]], args.sr, model.frontend.sample_rate, name))
+                t0 = time.perf_counter()
+                for y in decoded:
+                    list(audio.resample_blocks([y], args.sr, model.frontend.sample_rate, name))
+                w = time.perf_counter() - t0
+                out["resamplers"][name] = sub / w
+                log(f"  {name:12s} {sub / w:8.0f}x real time")
 
         if args.sweep:
             log("\nencoder alone:")

@@ -252,11 +252,11 @@ class Extractor:
     run: Callable[[list[Path]], Iterator[tuple[str, np.ndarray | None, str | None]]]
 
 
-def _model_runner(model, batch_size: int):
+def _model_runner(model, batch_size: int, precision: str = "fp32"):
     from coala_embed.core import embed_files
 
     def run(paths):
-        for path, emb, _, error in embed_files(paths, model=model, batch_size=batch_size):
+        for path, emb, _, error in embed_files(paths, model=model, batch_size=batch_size, precision=precision):
             if error is not None:
                 yield path, None, error
             else:  # exactly process_file's `mean`
@@ -264,18 +264,21 @@ def _model_runner(model, batch_size: int):
     return run
 
 
-def model_extractor(model, name: str, kind: str = "model", batch_size: int = 32, extra: dict | None = None) -> Extractor:
+def model_extractor(model, name: str, kind: str = "model", batch_size: int = 32, extra: dict | None = None,
+                    precision: str = "fp32") -> Extractor:
     fe_hash = frontend_hash(model.frontend)
     if kind == "model":
         identity = f"model-{model.sha256[:16]}-fe{fe_hash[:12]}-{EXTRACTION_VERSION}"
     else:
         identity = f"random-s{extra['seed']}-w{model.sha256[:12]}-fe{fe_hash[:12]}-{EXTRACTION_VERSION}"
+    if precision != "fp32":  # fp32 keeps the identity (and the cache) it always had
+        identity += f"-{precision}"
     info = {"kind": kind, "source": model.source, "variant": model.net.cfg.variant,
             "weights_sha256": model.sha256, "frontend_sha256": fe_hash, "model_config": model.net.cfg.to_dict(),
             "frontend": model.frontend.to_dict(), "embedding_size": model.embedding_size, "cache_identity": identity,
-            "clip_vector": "mean over non-overlapping patches (process_file's `mean`)"}
+            "clip_vector": "mean over non-overlapping patches (process_file's `mean`)", "precision": precision}
     info.update(extra or {})
-    return Extractor(name, kind, identity, info, model.embedding_size, _model_runner(model, batch_size))
+    return Extractor(name, kind, identity, info, model.embedding_size, _model_runner(model, batch_size, precision))
 
 
 def random_model(seed: int = 0, frontend=None, cfg=None, device=None):
@@ -609,7 +612,7 @@ def tsne_map(vectors: dict[str, np.ndarray], labels: np.ndarray, title: str, pat
 
 
 def build_extractors(model_args: list[str], mfcc: bool = True, random: bool = True, random_seed: int = 0,
-                     batch_size: int = 32, device=None) -> list[Extractor]:
+                     batch_size: int = 32, device=None, precisions=("fp32",)) -> list[Extractor]:
     from coala_embed.checkpoint import load_model
 
     extractors, names = [], set()
@@ -619,7 +622,9 @@ def build_extractors(model_args: list[str], mfcc: bool = True, random: bool = Tr
         name = name or default_model_name(source)
         model = load_model(None if source == "bundled" else source, device)
         first = first or model
-        extractors.append(model_extractor(model, name, batch_size=batch_size, extra={"source_arg": source}))
+        for precision in precisions:  # e.g. fp32 and bf16 side by side: same folds, paired
+            extractors.append(model_extractor(model, name if precision == "fp32" else f"{name}-{precision}",
+                                              batch_size=batch_size, extra={"source_arg": source}, precision=precision))
     if random:
         import dataclasses as dc
         cfg = dc.replace(first.net.cfg, variant="ae-c") if first is not None else None
@@ -816,6 +821,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data set for the t-SNE map: a set name, 'auto' (the first) or 'none'")
     p.add_argument("--no-correlation", action="store_true", help="skip the CCA correlation analysis")
     p.add_argument("--batch-size", type=int, default=32, help="patches per encoder forward pass (default 32)")
+    p.add_argument("--precision", action="append", choices=("fp32", "bf16", "fp16"), default=None,
+                   help="encoder precision of each --model; repeat to compare (e.g. --precision fp32 --precision bf16; "
+                        "the extra ones are named NAME-bf16); default fp32")
     p.add_argument("--device", default=None, help="torch device for the encoders (default: CUDA if available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice / OMP_NUM_THREADS)")
     p.add_argument("--jobs", type=int, default=1, help="classifier fits run in parallel (joblib; default 1); same results")
@@ -833,7 +841,8 @@ def main(argv=None) -> int:
     datasets, skipped = find_datasets(paths)
     try:
         extractors = build_extractors(args.model, mfcc=not args.no_mfcc, random=not args.no_random,
-                                      random_seed=args.random_seed, batch_size=args.batch_size, device=args.device)
+                                      random_seed=args.random_seed, batch_size=args.batch_size, device=args.device,
+                                      precisions=tuple(dict.fromkeys(args.precision or ["fp32"])))
     except Exception as e:  # CheckpointError and friends: a model explicitly asked for must load
         log(f"error: {e}")
         return 2
