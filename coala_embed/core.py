@@ -156,7 +156,9 @@ def _embed_jobs(model: Model, jobs: Iterable[tuple[object, Callable[[], Iterator
         if cuda:
             out = out.to("cpu", non_blocking=True)  # into pinned memory
             done_event = torch.cuda.Event()
-            done_event.record()
+            done_event.record(torch.cuda.current_stream(model.device))
+        else:
+            out = out.cpu()  # a no-op on CPU
         collect()
         in_flight = (out, done_event, list(owners))
         batch.clear()
