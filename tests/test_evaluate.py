@@ -205,6 +205,17 @@ def test_model_and_random_extractors(separable, tmp_path):
     np.testing.assert_array_equal(cached, np.load(r.output)["mean"])
 
 
+def test_precisions_side_by_side(separable, tmp_path, recwarn):
+    ckpt = make_tiny_checkpoint(tmp_path / "export")
+    fp32, bf16 = ev.build_extractors([f"tiny={ckpt}"], mfcc=False, random=False, device="cpu",
+                                     precisions=("fp32", "bf16"))
+    assert (fp32.name, bf16.name) == ("tiny", "tiny-bf16")
+    assert bf16.identity == fp32.identity + "-bf16" and bf16.info["precision"] == "bf16"
+    (_, a, _), = fp32.run([sorted(separable.glob("*.wav"))[0]])
+    (_, b, _), = bf16.run([sorted(separable.glob("*.wav"))[0]])
+    assert not np.array_equal(a, b) and np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b) > 0.99
+
+
 def test_random_model_is_seeded():
     a, b, c = (ev.random_model(s, device="cpu") for s in (0, 0, 1))
     assert a.sha256 == b.sha256 != c.sha256
