@@ -14,7 +14,7 @@ import torch
 import coala_embed
 from coala_embed.model import COALA, ModelConfig
 from training import export, prepare, train
-from training.augment import augment, mel_band_centres
+from training.augment import audio_view, augment, band_ranges, mel_band_centres
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
 from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent
 
@@ -208,6 +208,78 @@ def test_augment_mixes_with_tag_union_and_band_limits():
     assert (xb[:, centres > 8000] == 0).all()
     again = augment(x, t, {"mix_p": 0.5, "bandlimit_p": 0.5}, np.random.default_rng(1), centres)
     assert np.array_equal(again[0], augment(x, t, {"mix_p": 0.5, "bandlimit_p": 0.5}, np.random.default_rng(1), centres)[0])
+
+
+def _structured_patches(n, seed=0):
+    """Patches unlike each other: each a random smooth band profile times a random time envelope."""
+    rng = np.random.default_rng(seed)
+    bands = np.cumsum(rng.standard_normal((n, 96)), axis=1)
+    frames = np.cumsum(rng.standard_normal((n, 96)), axis=1)
+    x = bands[:, :, None] + frames[:, None, :]
+    x -= x.min(axis=(1, 2), keepdims=True)
+    return (x / x.max(axis=(1, 2), keepdims=True)).astype(np.float32)
+
+
+def test_audio_view_is_a_masked_regained_copy():
+    x = _structured_patches(8)
+    x[:, :10] = 0.0  # silent bands stay silent under any gain
+    ranges = band_ranges(None, 96)
+    v = audio_view(x, {}, np.random.default_rng(0), ranges)
+    assert v.shape == x.shape and v.dtype == np.float32 and (v >= 0).all() and (v[:, :10] == 0).all()
+    assert not np.array_equal(v, x) and np.array_equal(v, audio_view(x, {}, np.random.default_rng(0), ranges))
+    kept = v > 0  # outside the masks, the view is the patch shifted by one gain per patch (ln(g) / 17 <= 0.041)
+    shift = [np.median((v[i] - x[i])[kept[i]]) for i in range(8)]
+    assert max(abs(s) for s in shift) <= 0.041 and len(set(np.round(shift, 5))) > 1
+    np.testing.assert_allclose((v - x)[kept], np.concatenate([np.full(kept[i].sum(), shift[i]) for i in range(8)]), atol=1e-3)
+    mixed = audio_view(x, {"view_mix_p": 1.0}, np.random.default_rng(0), ranges)
+    for i in range(8):  # each view is (gain and masks aside) the maximum of its patch and another one
+        kept = mixed[i] > 0
+        error = [np.abs(mixed[i] - np.maximum(x[i], x[j]))[kept].max() for j in range(8) if j != i]
+        assert min(error) < 0.045 and np.abs(mixed[i] - x[i])[kept].max() > 0.1
+    fe = {"scaler_min": [-16.0] * 96, "scaler_max": [4.0] * 96}
+    assert np.allclose(band_ranges(fe, 96), 20.0)
+
+
+def test_audio_audio_term_is_off_by_default_and_aligns_views_when_on():
+    torch.manual_seed(0)
+    net = COALA(ModelConfig(variant="e-c", n_tags=6))
+    patches = _structured_patches(16)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(patches).unsqueeze(1)
+    t = torch.from_numpy((rng.random((16, 6)) < 0.3).astype(np.float32))
+    view = lambda: torch.from_numpy(audio_view(patches, {}, rng, band_ranges(None, 96))).unsqueeze(1)
+    # off (the shipped configs): no term, the same loss whether a view is given or not, no views drawn
+    cfg = _config(variant="e-c")
+    assert cfg["lambda_audio_audio"] == 0.0 and train.views_to_input(patches, cfg, rng, None, "cpu") is None
+    net.eval()
+    with torch.no_grad():
+        plain, with_view = coala_losses(net, x, t, cfg), coala_losses(net, x, t, cfg, view())
+    assert "audio_audio" not in with_view and float(with_view["total"]) == float(plain["total"])
+    # on: lower for two views of the same patches than for views of other patches, and lowered by training
+    on = {**cfg, "lambda_audio_audio": 1.0}
+    with torch.no_grad():
+        v = view()
+        aligned = float(coala_losses(net, x, t, on, v)["audio_audio"])
+        shuffled = float(coala_losses(net, x, t, on, v.roll(1, 0))["audio_audio"])
+        assert float(coala_losses(net, x, t, on, v)["total"]) == pytest.approx(float(plain["total"]) + aligned, rel=1e-5)
+    assert aligned < shuffled
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    with torch.no_grad():
+        before = float(coala_losses(net.eval(), x, t, on, v)["audio_audio"])
+    for _ in range(15):
+        loss = coala_losses(net.train(), x, t, on, view())["audio_audio"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(coala_losses(net.eval(), x, t, on, v)["audio_audio"])
+    assert after < before
+
+
+def test_training_with_the_audio_audio_term_logs_it(prepared, tmp_path):
+    summary = train.train(_config(variant="e-c", epochs=1, lambda_audio_audio=1.0, view_mix_p=0.5), tmp_path / "aa", data=prepared)
+    assert np.isfinite(summary["final"]["train_audio_audio"]) and np.isfinite(summary["final"]["val_audio_audio"])
 
 
 def test_training_with_augmentation(prepared, tmp_path):

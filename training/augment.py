@@ -10,6 +10,10 @@ Band limiting: a sample loses every mel band whose centre lies above a random cu
 to 0, the scaled value of silence. Measured on E-C (README, "Augmentation, measured"): mixing helped
 unseen instruments at no cost elsewhere; band-limiting on top cost spoken digits 4 points and bought no
 robustness to 8-kHz audio that mixing had not, so the shipped model uses mixing only.
+
+Second views (`audio_view`, for the audio-audio alignment term `lambda_audio_audio` of losses.py): the
+same patch under a random gain, a time mask and a frequency mask (SpecAugment), and with probability
+`view_mix_p` mixed with another patch, so that only what survives these is shared by the two views.
 """
 from __future__ import annotations
 
@@ -45,3 +49,34 @@ def augment(x: np.ndarray, t: np.ndarray, cfg: dict, rng: np.random.Generator, b
         cutoffs = rng.uniform(*BANDLIMIT_HZ, len(chosen))
         x[chosen] *= (band_centres[None, :] <= cutoffs[:, None])[:, :, None]  # bands above the cut-off -> 0
     return x, t
+
+
+VIEW_GAIN_DB = 6.0  # uniform in +-6 dB
+VIEW_MAX_FRAMES, VIEW_MAX_BANDS = 20, 16  # widest masks: 20 of 96 frames (0.46 s), 16 of 96 bands
+
+
+def band_ranges(frontend: dict | None, n_mels: int) -> np.ndarray:
+    """Per-band log-mel range of the scaler (max - min): a gain of g shifts scaled band b by ln(g) / range_b.
+    Without a fitted scaler (the published HDF5 data) a typical range of the corpus, 17, for every band."""
+    if frontend and frontend.get("scaler_min") is not None:
+        return np.asarray(frontend["scaler_max"], np.float32) - np.asarray(frontend["scaler_min"], np.float32)
+    return np.full(n_mels, 17.0, np.float32)
+
+
+def audio_view(x: np.ndarray, cfg: dict, rng: np.random.Generator, ranges: np.ndarray) -> np.ndarray:
+    """Another view of each patch of x (B, bands, frames), scaled to [0, 1]: gain, masks, maybe mixing."""
+    n, bands, frames = x.shape
+    v = x.copy()
+    mix_p = cfg.get("view_mix_p", 0.0)
+    if mix_p:
+        chosen = np.flatnonzero(rng.random(n) < mix_p)
+        v[chosen] = np.maximum(v[chosen], x[(chosen + rng.integers(1, n, len(chosen))) % n])
+    # gain: a shift of the log-mel; bins at the scale's floor (digital silence) stay silent
+    shift = np.log(10.0) / 20 * rng.uniform(-VIEW_GAIN_DB, VIEW_GAIN_DB, n)[:, None] / ranges[None, :]
+    v = np.where(v > 0, np.clip(v + shift[:, :, None].astype(np.float32), 0.0, None), v)
+    for i in range(n):  # masked bins set to 0, the scaled value of silence
+        f0, fw = rng.integers(0, frames), rng.integers(0, VIEW_MAX_FRAMES + 1)
+        b0, bw = rng.integers(0, bands), rng.integers(0, VIEW_MAX_BANDS + 1)
+        v[i, :, f0:f0 + fw] = 0.0
+        v[i, b0:b0 + bw, :] = 0.0
+    return v

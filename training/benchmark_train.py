@@ -5,6 +5,7 @@ it replaces, all in one process so that the ratios hold on a shared machine.
 
     python -m training.benchmark_train                      # ~2-3 min on 2 cores
     python -m training.benchmark_train --profile ae-c       # + torch.profiler table of one bf16 step
+    python -m training.benchmark_train --set mix_p=0.25 lambda_audio_audio=1   # with the audio-audio term
 
 Synthetic patches (uniform in [0, 1]) and tags (~1 % of 1000 set, the paper's vocabulary size); the
 steps are timed in interleaved rounds and the fastest round of each setting is reported.
@@ -24,10 +25,10 @@ import torch
 from torch import nn
 
 from coala_embed.model import SubPixelConvTranspose2d
-from training.augment import augment, mel_band_centres
+from training.augment import augment, band_ranges, mel_band_centres
 from training.data import PatchSet
 from training.losses import coala_losses
-from training.train import build_net, heap_for_large_blocks, make_optimizer, parse_overrides, to_input
+from training.train import build_net, heap_for_large_blocks, make_optimizer, parse_overrides, to_input, views_to_input
 
 
 def transposed_decoder(net):
@@ -50,15 +51,16 @@ class Setting:
         self.net.train()
         self.optimizer = make_optimizer(self.net.parameters(), cfg)
         self.rng = np.random.default_rng(0)
-        self.centres = mel_band_centres(None)
+        self.centres, self.ranges = mel_band_centres(None), band_ranges(None, 96)
         self.autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if cfg["bf16"] else contextlib.nullcontext
 
     def step(self):
         idx = self.rng.choice(len(self.data), self.cfg["batch_size"], replace=False)
         x, t = augment(*self.data.batch(idx), self.cfg, self.rng, self.centres)
+        x_view = views_to_input(x, self.cfg, self.rng, self.ranges, "cpu")
         x, t = to_input(x, t, "cpu", self.cfg["channels_last"])
         with self.autocast():
-            losses = coala_losses(self.net, x, t, self.cfg)
+            losses = coala_losses(self.net, x, t, self.cfg, x_view)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         self.optimizer.step()

@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 
 from coala_embed.model import COALA, ModelConfig
-from training.augment import augment, mel_band_centres
+from training.augment import audio_view, augment, band_ranges, mel_band_centres
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared, load_prepared_meta
 from training.losses import coala_losses
 from training.prepare import PREPARATION_KEYS
@@ -41,8 +41,8 @@ class Objective(nn.Module):
         super().__init__()
         self.net, self.cfg = net, cfg
 
-    def forward(self, x, t):
-        return coala_losses(self.net, x, t, self.cfg)
+    def forward(self, x, t, x_view=None):
+        return coala_losses(self.net, x, t, self.cfg, x_view)
 
 
 def heap_for_large_blocks(enable: bool = True) -> bool:
@@ -102,10 +102,19 @@ def lr_at(epoch_progress: float, cfg) -> float:
 
 
 def to_input(x: np.ndarray, t: np.ndarray, device, channels_last: bool):
+    return patches_to_input(x, device, channels_last), torch.from_numpy(t).to(device)
+
+
+def patches_to_input(x: np.ndarray, device, channels_last: bool):
     x = torch.from_numpy(x).unsqueeze(1).to(device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x, torch.from_numpy(t).to(device)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def views_to_input(x: np.ndarray, cfg: dict, rng, ranges, device):
+    """The second view of each patch for the audio-audio term; None (and no random draws) when it is off."""
+    if not cfg.get("lambda_audio_audio"):
+        return None
+    return patches_to_input(audio_view(x, cfg, rng, ranges), device, cfg["channels_last"])
 
 
 def save_recon_png(net: COALA, x: torch.Tensor, path: Path):
@@ -205,6 +214,7 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg["bf16"] else contextlib.nullcontext
 
     band_centres = mel_band_centres(frontend)
+    ranges = band_ranges(frontend, train_set.patches.shape[1])
     val_idx = np.arange(len(val_set))
     png_batch = to_input(*val_set.batch(val_idx[:6]), device, cfg["channels_last"])[0]
     for epoch in range(start_epoch, cfg["epochs"]):
@@ -222,9 +232,10 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
                 group["lr"] = lr_at(epoch + b / n_batches, cfg)
             idx = perm[(b * world + rank) * batch_size:(b * world + rank + 1) * batch_size]
             x, t = augment(*train_set.batch(idx), cfg, aug_rng, band_centres)
+            x_view = views_to_input(x, cfg, aug_rng, ranges, device)
             x, t = to_input(x, t, device, cfg["channels_last"])
             with autocast():
-                losses = model(x, t)
+                losses = model(x, t, x_view)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
@@ -242,12 +253,15 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
         if master:
             net.eval()
             vsums, n_val = {}, 0
+            view_rng = np.random.default_rng(cfg["seed"])  # the same views every epoch
             with torch.no_grad(), autocast():
                 for b in range(0, len(val_idx), batch_size):
                     if len(val_idx[b:b + batch_size]) < 2:  # the contrastive loss needs a pair
                         break
-                    x, t = to_input(*val_set.batch(val_idx[b:b + batch_size]), device, cfg["channels_last"])
-                    for k, v in coala_losses(net, x, t, cfg).items():
+                    x, t = val_set.batch(val_idx[b:b + batch_size])
+                    x_view = views_to_input(x, cfg, view_rng, ranges, device)
+                    x, t = to_input(x, t, device, cfg["channels_last"])
+                    for k, v in coala_losses(net, x, t, cfg, x_view).items():
                         vsums[k] = vsums.get(k, 0.0) + float(v)
                     n_val += 1
             row.update({f"val_{k}": v / max(n_val, 1) for k, v in vsums.items()})
