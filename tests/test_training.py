@@ -293,26 +293,33 @@ def test_ablation_variants_train(prepared, tmp_path, variant):
     assert np.isfinite(summary["final"]["train_total"])
 
 
+_FAULTS = """
+import resource, sys, torch
+from training.train import heap_for_large_blocks
+
+def faults_of_a_reused_100_mb_block():
+    counts = []  # page faults of allocating, touching and freeing 100 MB, in the steady state of doing so
+    for _ in range(4):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.empty(25_000_000).fill_(1.0)
+        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return min(counts)
+
+assert heap_for_large_blocks(sys.argv[1] == "heap")
+print(faults_of_a_reused_100_mb_block())
+"""
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_heap_for_large_blocks_stops_page_faults_on_reused_activations():
-    import resource
+    def faults(mode):  # a fresh process each: the setting and the heap it keeps are process-wide
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        return int(out.stdout)
 
-    def faults_of_a_reused_100_mb_block():
-        """Page faults of allocating, touching and freeing 100 MB, in the steady state of doing so."""
-        counts = []
-        for _ in range(4):
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            torch.empty(25_000_000).fill_(1.0)
-            counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-        return min(counts)
-
-    try:
-        assert train.heap_for_large_blocks(False)
-        assert faults_of_a_reused_100_mb_block() > 10_000  # 100 MB of 4-kB pages, mapped afresh each time
-        assert train.heap_for_large_blocks(True)
-        assert faults_of_a_reused_100_mb_block() < 1_000
-    finally:
-        train.heap_for_large_blocks(False)
+    assert faults("glibc") > 10_000  # 100 MB of 4-kB pages, mapped afresh each time
+    assert faults("heap") < 1_000
 
 
 def test_published_hdf5_layout(tmp_path):
