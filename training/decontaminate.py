@@ -130,6 +130,8 @@ class Index:
         keep = ~np.isin(h, self.stop_hashes)
         order = np.argsort(h[keep], kind="stable")
         self.hash, self.frame, self.ref = h[keep][order], t[keep][order], ref[keep][order]
+        # where each hash value's postings start: a lookup instead of a binary search (hashes < MAX_BIN << 15)
+        self.starts = np.searchsorted(self.hash, np.arange((MAX_BIN << 15) + 1)).astype(np.int32)
 
     def match(self, h: np.ndarray, t: np.ndarray) -> list[tuple[int, int, int, float, int]]:
         """(reference, score, offset, fraction, span) of each reference that a clip's landmarks match.
@@ -139,20 +141,21 @@ class Index:
         fraction divides it by the hashes of the sparser of the two in the part they share. Offset
         (corpus frame - reference frame) and span (first to last matching anchor) are in frames.
         """
-        lo, hi = np.searchsorted(self.hash, h, "left"), np.searchsorted(self.hash, h, "right")
-        n = hi - lo
-        if n.sum() == 0:
-            return []
+        lo, hi = self.starts[h], self.starts[h + 1]
+        n = (hi - lo).astype(np.int64)
         query = np.repeat(np.arange(len(h)), n)
         posting = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
-        ref = self.ref[posting].astype(np.int64)
+        ref = self.ref[posting]
+        candidate = np.bincount(ref, minlength=len(self.anchors)) >= MIN_SCORE  # most references: a few hits
+        query, posting, ref = query[candidate[ref]], posting[candidate[ref]], ref[candidate[ref]].astype(np.int64)
+        if len(ref) == 0:
+            return []
         offset = t[query].astype(np.int64) - self.frame[posting]  # corpus frame - reference frame
         span = 1 << 20  # offsets lie within +-2^19 frames (1.2 h) of each other
-        key = ref * span + offset + span // 2
-        # each clip hash counts once per offset, however many dt variants it matched there
-        key, count = np.unique(np.unique(key * len(h) + query) // len(h), return_counts=True)
+        key, count = np.unique(ref * span + offset + span // 2, return_counts=True)
         after = np.minimum(np.searchsorted(key, key + 1), len(key) - 1)
-        score = count + np.where(key[after] == key + 1, count[after], 0)  # upper bound of offsets o, o + 1
+        # upper bound of the hashes at offsets o and o + 1 (a hash that matched two dt variants counts twice)
+        score = count + np.where(key[after] == key + 1, count[after], 0)
         best: dict[int, int] = {}
         for i in np.flatnonzero(score >= MIN_SCORE):
             r = int(key[i] // span)
@@ -162,7 +165,7 @@ class Index:
         for r, i in best.items():
             o = int(key[i] % span - span // 2)
             hit = (ref == r) & ((offset == o) | (offset == o + 1))
-            matched = np.unique(query[hit])
+            matched = np.unique(query[hit])  # each clip hash once
             frames = t[matched]
             if len(matched) >= MIN_SCORE:
                 out.append((r, len(matched), o, min(1.0, len(matched) / self._overlap(r, o, t)),
