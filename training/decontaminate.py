@@ -49,7 +49,7 @@ DT_TOLERANCE = 1  # reference hashes are also filed under dt +- 1
 MAX_REFS_PER_HASH = 20  # hashes of more reference clips than this are not indexed
 # a match: this many of the clip's hashes at one offset, and this share of the hashes of the sparser of
 # the two clips in the part they share. Measured on ../shared/data (training/EXPERIMENTS.md): every
-# esc50-dev copy and 92% of the fsdd copies that were resampled, cropped (to as little as 0.12 s),
+# esc50-dev copy and 91% of the fsdd copies that were resampled, cropped (to as little as 0.12 s),
 # level-changed and re-encoded pass (those missed are under 0.4 s), no pair of different recordings
 # does, nor any of 5,640 real game, speech-prompt and weather clips.
 MIN_SCORE = 20
