@@ -32,8 +32,15 @@ def test_readme_has_python_examples():
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(code, workdir, monkeypatch):
-    if "sklearn" in code:
-        pytest.importorskip("sklearn")
+    for module, sign in (("sklearn", "sklearn"), ("pyarrow", "parquet"), ("pandas", "import pandas"), ("ray", "import ray")):
+        if sign in code:  # an example of an optional extra
+            pytest.importorskip(module)
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the examples need no network
-    exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    try:
+        exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    finally:
+        if "import ray" in code:  # the example starts Ray in this process
+            import ray
+
+            ray.shutdown()
