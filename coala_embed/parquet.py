@@ -68,7 +68,7 @@ class TableWriter:
         self.target = Path(target)
         self.parts = self.target.parent / f".{self.target.name}.parts"
         self.schema = schema(dim, frames, settings or {})
-        self.dim, self.frames = dim, frames
+        self.frames = frames
         self._lock = _lock(self.target.parent / f".{self.target.name}.lock")
         for tmp in self.target.parent.glob(f".{self.target.name}.*.tmp"):  # a merge that was killed
             tmp.unlink()

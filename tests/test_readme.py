@@ -32,7 +32,8 @@ def test_readme_has_python_examples():
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(code, workdir, monkeypatch):
-    for module, sign in (("sklearn", "sklearn"), ("pyarrow", "parquet"), ("pandas", "import pandas"), ("ray", "import ray")):
+    extras = (("sklearn", "sklearn"), ("pyarrow", "parquet"), ("pandas", "import pandas"), ("ray", "import ray"))
+    for module, sign in extras:
         if sign in code:  # an example of an optional extra
             pytest.importorskip(module)
     monkeypatch.chdir(workdir)
