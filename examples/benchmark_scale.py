@@ -54,8 +54,10 @@ def timed(*procs):
     return time.perf_counter() - t0, outs
 
 
-def size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
+def size(folder: Path) -> tuple[int, int]:
+    """(bytes in the files, bytes they take on disk) of the outputs in a folder."""
+    files = [f.stat() for f in folder.rglob("*") if f.is_file() and not f.name.startswith(".")]
+    return sum(s.st_size for s in files), sum(s.st_blocks * 512 for s in files)
 
 
 def main(argv=None):
@@ -94,11 +96,16 @@ def main(argv=None):
         print(f"\n{args.files} files, {audio_s:.0f} s of audio; throughput relative to the baseline ({base:.1f} s)")
         for name, t in rows:
             print(f"  {name:48s} {t:7.1f} s  {audio_s / t:6.0f}x real time  {base / t:5.2f}x")
-        npz = size(tmp / "npz")
-        print(f"\nsize: .npz folder {npz / 1e6:.2f} MB ({args.files} files)")
+        npz, npz_disk = size(tmp / "npz")
+        print(f"\nsize (bytes in files; on disk): .npz folder {npz / 1e6:.2f} MB; {npz_disk / 1e6:.2f} MB ({args.files} files)")
         for name, folder in [("Parquet table", "pq"), ("Parquet table with --frames", "pqf"), ("Ray's Parquet files", "ray")]:
             if (tmp / folder).exists():
-                print(f"  {name:28s} {size(tmp / folder) / 1e6:7.2f} MB  {size(tmp / folder) / npz:5.2f}x the .npz folder")
+                n, disk = size(tmp / folder)
+                print(f"  {name:28s} {n / 1e6:7.2f} MB  {n / npz:5.2f}x;  {disk / 1e6:7.2f} MB  {disk / npz_disk:5.2f}x")
+        if (tmp / "ray").exists():
+            import pyarrow.parquet as pq
+
+            print("  Ray's embedding column:", pq.read_schema(next((tmp / "ray").glob("*.parquet"))).field("embedding").type)
     print("load average at end:", os.getloadavg(), flush=True)
 
 

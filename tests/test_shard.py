@@ -95,3 +95,13 @@ def test_cli_shard_and_torchrun_environment(small_ckpt_dir, corpus, tmp_path, mo
     assert ("junk.wav" in r0.stderr) != ("junk.wav" in r1.stderr)
     r = CliRunner().invoke(main, args + ["--shard", "3/2"])
     assert r.exit_code == 2 and "0 <= K < N" in r.output
+
+
+def test_torchrun_picks_the_local_gpu(monkeypatch):
+    import torch
+
+    env = {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device_from_env(env) == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_from_env(env) is None
