@@ -59,8 +59,8 @@ def test_bundled_zero_shot_tags_come_from_the_vocabulary(model):
 
 
 def test_licence_travels_with_the_weights(model):
-    """The shipped config says what an export writes now; the weights' README lists the sources of
-    their training corpus as sources.csv records them, and those carry the licences the summary names."""
+    """The shipped config says what an export writes now, and the weights' README lists every source of
+    the corpus they were trained on (training/sources-v1.csv; sources.csv has grown since)."""
     import csv
     import re
 
@@ -74,7 +74,7 @@ def test_licence_travels_with_the_weights(model):
     listed = " ".join(r[2] for r in rows)
     for licence in ("GPL-2", "GPL-2+", "GPL-3+", "LGPL-2.1+", "CC-BY-SA-3.0", "CC-BY-SA-4.0"):
         assert licence in listed and licence in WEIGHTS_LICENCE["summary"]
-    sources = folder.parent / "training" / "sources.csv"
+    sources = folder.parent / "training" / "sources-v1.csv"
     if not sources.exists():
         pytest.skip("not a source checkout")
     recorded = {r["package"]: r for r in csv.DictReader(sources.open())}
