@@ -56,6 +56,17 @@ def test_log_mel_equals_the_sparse_product(n_frames):
     assert np.array_equal(audio.log_mel_frames(y, other), ref)
 
 
+@pytest.mark.parametrize("channels", [2, 3, 5, 7, 8, 11])
+def test_mono_mix_equals_numpy_mean(channels):
+    rng = np.random.RandomState(channels)
+    for scale in (1e-30, 1e-3, 1.0, 1e30):
+        block = (scale * rng.randn(20001, channels)).astype(np.float32)
+        block[::97], block[1::89] = -0.0, 0.0
+        ref = block.mean(axis=1, dtype=np.float32)
+        ours = audio._checked_mono(block, "x")
+        assert ours.dtype == np.float32 and np.array_equal(ours, ref) and np.array_equal(np.signbit(ours), np.signbit(ref))
+
+
 def test_other_windows_still_follow_scipy():
     fe = audio.FrontEnd(window="hamming")
     y = (0.3 * np.random.RandomState(0).randn(9000)).astype(np.float32)
