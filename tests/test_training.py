@@ -188,6 +188,23 @@ def test_resume_continues_from_the_checkpoint(prepared, tmp_path, capsys):
     assert not torch.equal(first["audio_encoder.blocks.0.0.weight"], second["audio_encoder.blocks.0.0.weight"])
 
 
+def test_warm_start_copies_the_tensors_that_fit(tmp_path):
+    from conftest import make_checkpoint
+
+    folder = make_checkpoint(tmp_path / "ckpt", seed=3, variant="e-c")  # 20 tags
+    source = coala_embed.load_model(folder, device="cpu").net.state_dict()
+    torch.manual_seed(0)
+    net = train.build_net(_config(variant="ae-c"), n_tags=6)
+    fresh = {k: v.clone() for k, v in net.state_dict().items()}
+    copied = train.warm_start(net, str(folder))
+    state = net.state_dict()
+    assert "audio_encoder.blocks.0.0.weight" in copied and "audio_affine.0.weight" in copied
+    assert "tag_encoder.net.0.weight" not in copied and "tag_encoder.net.4.weight" in copied  # 20 -> 6 tags
+    for k, v in state.items():
+        torch.testing.assert_close(v, source[k] if k in copied else fresh[k], rtol=0, atol=0, msg=k)
+    assert not any(k.startswith("audio_decoder.") for k in copied)
+
+
 def test_augment_mixes_with_tag_union_and_band_limits():
     rng = np.random.default_rng(0)
     x = rng.random((16, 96, 96), dtype=np.float32)

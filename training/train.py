@@ -2,6 +2,7 @@
 
     python -m training.train --config training/configs/paper.json --data /work/prepared --out runs/aec
     python -m training.train ... --set variant=e-c epochs=20 lr=0.001      # override config keys
+    python -m training.train ... --set init_from=bundled                   # start from the shipped weights
     torchrun --nproc_per_node 2 -m training.train ...                      # DistributedDataParallel
     python -m training.train ... --hdf5 spec_tags_top_1000 spec_tags_top_1000_val tags.json  # paper data
 
@@ -81,6 +82,18 @@ def build_net(cfg: dict, n_tags: int) -> COALA:
     """The network a training config describes; export rebuilds a run's network with the same call."""
     return COALA(ModelConfig(variant=cfg["variant"], n_tags=n_tags, dropout=cfg["dropout"],
                              conv_dropout=cfg.get("conv_dropout", "element")))
+
+
+def warm_start(net: COALA, source: str) -> list[str]:
+    """Copy into net every tensor of a checkpoint (a folder, a Hub id, or "bundled") with the same name and
+    shape, e.g. the shipped audio encoder into a net with a new tag vocabulary; returns their names."""
+    from coala_embed import load_model
+
+    state = load_model(None if source == "bundled" else source, device="cpu").net.state_dict()
+    own = net.state_dict()
+    copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
+    net.load_state_dict({k: state[k] for k in copied}, strict=False)
+    return copied
 
 
 def make_optimizer(params, cfg):
@@ -198,6 +211,10 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
     optimizer = make_optimizer(net.parameters(), cfg)
     ckpt_path = out / "ckpt.pt"
     start_epoch, elapsed, history = 0, 0.0, []
+    if cfg.get("init_from") and not ckpt_path.exists():
+        copied = warm_start(net, cfg["init_from"])
+        if master:
+            print(f"initialised {len(copied)} of {len(net.state_dict())} tensors from {cfg['init_from']}")
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         net.load_state_dict(state["net"])
