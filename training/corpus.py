@@ -602,7 +602,7 @@ def table(kept: List[dict], heldout: Dict[str, int]) -> str:
         lines.append(f"| {d} | {len(rs)} | {100 * len(rs) / n:.1f} | {sum(r['duration'] for r in rs) / 3600:.2f} "
                      f"| {len(srcs)} |")
     rw = sum(domains.is_real_world(r["tags"]) for r in kept)
-    notes = sum(r["domain"] == domains.NOTES for r in kept)
+    notes = sum(r["domain"] == domains.NOTES and domains.is_real_world(r["tags"]) for r in kept)
     lines += ["", f"total: {len(kept)} clips, {sum(r['duration'] for r in kept) / 3600:.2f} h; "
               f"real-world-tagged {rw} (of them rendered notes {notes})"]
     return "\n".join(lines)
