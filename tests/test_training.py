@@ -2,6 +2,7 @@
 published HDF5 layout, resuming, the variants, and DistributedDataParallel with 2 gloo processes."""
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -366,10 +367,17 @@ def test_published_hdf5_layout(tmp_path):
     assert summary["epochs"] == 1
 
 
+def _free_port() -> int:
+    # a fixed port fails when another job on the machine holds it; the kernel picks one that is free
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_distributed_two_gloo_processes(prepared, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "training.train", "--data", str(prepared), "--out", str(run),
            "--set", "epochs=1", "batch_size=4", "device=\"cpu\"", "num_threads=1", "png_every=0"]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
