@@ -1,4 +1,5 @@
-"""training.zeroshot: which class names are tags, and the nearest-class accuracy."""
+"""The reports that decide which model ships: training.zeroshot (class names that are tags, nearest-class
+accuracy) and training.paired (fold-by-fold differences)."""
 import numpy as np
 import pytest
 
@@ -26,3 +27,21 @@ def test_accuracy_is_cosine_nearest_over_covered_clips_only():
     labels = ["a", "b", "b", "zzz"]           # the third is wrong; the fourth's class is not covered
     assert nearest_class_accuracy(audio, labels, class_vecs, classes) == pytest.approx(2 / 3)
     assert np.isnan(nearest_class_accuracy(audio[:1], ["zzz"], class_vecs, classes))
+
+
+def test_paired_differences_are_fold_by_fold_and_the_mean_is_over_sets():
+    from training.paired import paired
+
+    def acc(folds):
+        return {"mean": float(np.mean(folds)), "fold_accuracies": {"0": folds[:2], "1": folds[2:]}}
+    results = {"tasks": {
+        "s1": {"accuracy": {"new": acc([0.6, 0.5, 0.7, 0.4]), "old": acc([0.5, 0.5, 0.6, 0.5])}},
+        "s2": {"accuracy": {"new": acc([0.2, 0.2, 0.2, 0.2]), "old": acc([0.3, 0.3, 0.3, 0.3])}},
+        "s3": {"accuracy": {"old": acc([0.9, 0.9, 0.9, 0.9])}},   # not scored for "new": left out
+    }}
+    r = paired(results, "new", "old")
+    assert set(r["sets"]) == {"s1", "s2"}
+    s1 = r["sets"]["s1"]
+    assert s1["diff"] == pytest.approx(2.5) and (s1["wins"], s1["losses"], s1["n"]) == (2, 1, 4)
+    assert r["sets"]["s2"]["diff"] == pytest.approx(-10.0) and r["sets"]["s2"]["se"] == pytest.approx(0.0)
+    assert r["mean_a"] == pytest.approx(100 * (0.55 + 0.2) / 2) and r["mean_b"] == pytest.approx(100 * (0.525 + 0.3) / 2)
