@@ -79,6 +79,9 @@ def save_checkpoint(folder, net: COALA, frontend: FrontEnd, tags, provenance: di
     weights = folder / WEIGHTS_NAME
     tmp = weights.with_suffix(".tmp")
     save_file(state, tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates the file 0600; a checkpoint is shared like any file
     os.replace(tmp, weights)
     config = {
         "format": FORMAT,

@@ -180,11 +180,14 @@ def test_outputs_get_the_mode_open_would_give(model, wav_dir, tmp_path, umask):
         with open(tmp_path / "by_open", "wb"):
             pass
         process_file([wav_dir / "a.wav"], output_dir=tmp_path / "feats", model=model)
+        coala_embed.save_checkpoint(tmp_path / "ckpt", model.net, model.frontend, model.tags)
     finally:
         os.umask(old)
     expected = os.stat(tmp_path / "by_open").st_mode & 0o777
     assert expected == 0o666 & ~umask
     assert os.stat(tmp_path / "feats" / "a.npz").st_mode & 0o777 == expected
+    for name in ("model.safetensors", "config.json"):  # safetensors alone would make the weights 0600
+        assert os.stat(tmp_path / "ckpt" / name).st_mode & 0o777 == expected
 
 
 def test_a_plain_list_of_numbers_is_one_clip(model):

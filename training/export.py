@@ -25,7 +25,7 @@ WEIGHTS_LICENCE = {
     "spdx": "NOASSERTION",
     "code": "MIT",
     "summary": ("The weights are not offered under the code's MIT licence. They were trained on sounds under "
-                "GPL-2, GPL-2+, GPL-3+, LGPL-2.1+, CC-BY-SA-3.0, CC-BY-SA-4.0 and permissive licences "
+                "GPL-2, GPL-2+, GPL-3+, AGPL-3.0, LGPL-2.1+, CC-BY-SA-3.0, CC-BY-SA-4.0, ODbL-1.0 and permissive licences "
                 "(the weights' README.md and training/sources.csv list each package, version and licence). If trained weights are a "
                 "derivative work of their training data, those copyleft and share-alike terms apply; no single "
                 "licence satisfies all of them, so none is asserted. Redistribute the weights, or weights "
