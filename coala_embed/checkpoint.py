@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .audio import FrontEnd
 from .model import COALA, ModelConfig
@@ -78,10 +78,8 @@ def save_checkpoint(folder, net: COALA, frontend: FrontEnd, tags, provenance: di
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
     weights = folder / WEIGHTS_NAME
     tmp = weights.with_suffix(".tmp")
-    save_file(state, tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates the file 0600; a checkpoint is shared like any file
+    with open(tmp, "wb") as f:  # open() gives the umask's mode; safetensors' save_file would give 0600
+        f.write(save(state))
     os.replace(tmp, weights)
     config = {
         "format": FORMAT,
