@@ -108,8 +108,8 @@ def test_build_clips_and_manifest(fake_pkg, tmp_path):
         by_src.setdefault(os.path.basename(r["source_file"]), []).append(r)
     # silent and too-short files dropped, non-audio ignored
     assert set(by_src) == {"dogBarking_01.wav", "catMeows.flac", "longTrack.ogg"}
-    # 31 s -> three 10-s segments (1-s tail beyond 30 s ignored)
-    assert len(by_src["longTrack.ogg"]) == 3
+    # 31 s -> three 10-s segments and the 1-s tail (MIN_TAIL_S), consecutive: under MAX_SEGS
+    assert len(by_src["longTrack.ogg"]) == 4
     for r in recs:
         y, sr = sf.read(out / r["path"])
         assert sr == C.SR == 22000 and y.ndim == 1
@@ -117,7 +117,7 @@ def test_build_clips_and_manifest(fake_pkg, tmp_path):
         assert sf.info(out / r["path"]).subtype == "PCM_16"
         assert abs(len(y) / sr - r["duration"]) < 1e-3
         assert len(y) <= 10 * sr
-    assert [r["duration"] for r in by_src["longTrack.ogg"]] == [10.0, 10.0, 10.0]
+    assert [r["duration"] for r in by_src["longTrack.ogg"]] == [10.0, 10.0, 10.0, 1.0]
     assert abs(by_src["dogBarking_01.wav"][0]["duration"] - 1.5) < 1e-3
     assert abs(by_src["catMeows.flac"][0]["duration"] - 0.5) < 1e-3
     dog = by_src["dogBarking_01.wav"][0]
@@ -129,10 +129,10 @@ def test_build_clips_and_manifest(fake_pkg, tmp_path):
     vocab, kept = C.finalize(recs, str(out), min_count=1, max_frac=0.7)
     assert "cartoon" not in vocab          # in every sound -> dropped
     lines = [json.loads(l) for l in open(out / "manifest.jsonl")]
-    assert len(lines) == len(kept) == 5
+    assert len(lines) == len(kept) == 6
     assert set(lines[0]) == {"path", "tags", "source", "source_file", "duration", "domain"}
     assert json.load(open(out / "vocab.json")) == vocab
-    assert vocab[:2] == ["long", "music"]  # most frequent first (3 clips each), ties alphabetical
+    assert vocab[:2] == ["long", "music"]  # most frequent first (4 clips each), ties alphabetical
 
 
 def test_tuxpaint_spoken_descriptions_carry_no_language(tmp_path):
@@ -364,3 +364,28 @@ def test_cap_source_share():
     assert sum(r["source"] == "big" for r in kept) == 30 and sum(r["source"] == "small" for r in kept) == 30
     assert [r["i"] for r in kept if r["source"] == "big"] == sorted(r["i"] for r in kept if r["source"] == "big")
     assert C.cap_source_share(recs, 0.8) == recs
+
+
+def test_min_count_counts_source_files_not_clips():
+    # one long recording cut into 30 clips all carrying its title word: no tag; the same word
+    # in 10 different recordings: a tag
+    lists = [["music", "celtica"]] * 30 + [["music", "river"]] * 10 + [["dog"]] * 40
+    groups = ["celtica.ogg"] * 30 + [f"river{i}.ogg" for i in range(10)] + [f"dog{i}" for i in range(40)]
+    assert "celtica" in T.build_vocab(lists)
+    vocab = T.build_vocab(lists, groups=groups)
+    assert "celtica" not in vocab and {"music", "river", "dog"} <= set(vocab)
+
+
+def test_source_cap_holds_after_untagged_clips_are_dropped(tmp_path):
+    # "big" has 60 tagged clips; "small" has 40 clips of which 20 carry a tag too rare to keep, so
+    # capping before finalize alone would leave big over half of the final corpus
+    recs = [{"path": f"b{i}", "raw_tags": ["word"], "source": "big", "source_file": f"b{i}", "duration": 1.0}
+            for i in range(60)]
+    recs += [{"path": f"s{i}", "raw_tags": ["dog"] if i < 20 else [f"rare{i}"], "source": "small",
+              "source_file": f"s{i}", "duration": 1.0} for i in range(40)]
+    _, once = C.finalize(C.cap_source_share(recs, 0.5), str(tmp_path / "once"))
+    assert sum(r["source"] == "big" for r in once) > 0.5 * len(once)
+    vocab, kept = C.capped_and_final(recs, str(tmp_path / "fixed"), 0.5)
+    n_big = sum(r["source"] == "big" for r in kept)
+    assert n_big <= 0.5 * len(kept) and n_big == 20 and len(kept) == 40
+    assert set(vocab) == {"word", "dog"}

@@ -41,7 +41,7 @@ from training import tags as tagmod
 
 SR = 22000
 MAX_SEG_S = 10.0
-MAX_SEGS = 3
+MAX_SEGS = 30            # 5 min of a long recording: real audio is scarce, use it
 MIN_CLIP_S = 0.1
 MIN_TAIL_S = 1.0          # later segments of a long file must be at least this long
 SILENCE_PEAK = 1e-3       # -60 dBFS
@@ -213,13 +213,31 @@ def cap_source_share(records: List[dict], max_share: float, seed: int = 0) -> Li
         keep[rng.choice(idx, len(idx) - allowed, replace=False)] = False
 
 
+def capped_and_final(records: List[dict], out_dir: str, max_share: float, min_count: int = 10):
+    """cap_source_share + finalize until no source of the *final* corpus is over ``max_share``.
+
+    finalize drops clips left without tags, mostly of the small sources, which pushes the large
+    one's share back over the cap; so cap again among the kept clips until the share holds.
+    Each pass keeps fewer clips, so this ends."""
+    pool = records
+    while True:
+        vocab, kept = finalize(cap_source_share(pool, max_share), out_dir, min_count=min_count)
+        top = Counter(r["source"] for r in kept).most_common(1)
+        if not top or top[0][1] <= max_share * len(kept) or len(kept) == len(pool):
+            return vocab, kept
+        kept_paths = {r["path"] for r in kept}
+        pool = [r for r in pool if r["path"] in kept_paths]
+
+
 def finalize(records: List[dict], out_dir: str, max_frac=0.7, min_count=10, max_tags=1000):
     """Apply the vocabulary filters; write manifest.jsonl and vocab.json. Returns (vocab, kept).
 
+    A tag must occur in ``min_count`` different source files (not clips: see tags.build_vocab).
+
     Every key of a record but ``raw_tags`` is kept in the manifest (path, source, source_file,
     duration, and version, licence, domain where the builder added them)."""
-    vocab, idx, tags = tagmod.filter_tags([r["raw_tags"] for r in records],
-                                          max_frac, min_count, max_tags)
+    vocab, idx, tags = tagmod.filter_tags([r["raw_tags"] for r in records], max_frac, min_count, max_tags,
+                                          groups=[(r["source"], r["source_file"]) for r in records])
     kept = []
     for i, t in zip(idx, tags):
         r = {k: v for k, v in records[i].items() if k != "raw_tags"}
@@ -730,9 +748,9 @@ def main(argv=None):
     with open(previous, "w") as f:  # raw tags of every clip, for --update
         for r in records:
             f.write(json.dumps(r) + "\n")
-    capped = cap_source_share(records, args.max_source_share)
-    print(f"source share cap {args.max_source_share}: {len(records) - len(capped)} clips left out", flush=True)
-    vocab, kept = finalize(capped, out, min_count=args.min_tag_count)
+    vocab, kept = capped_and_final(records, out, args.max_source_share, args.min_tag_count)
+    print(f"source share cap {args.max_source_share}: {len(records) - len(kept)} clips left out "
+          "(capped or untagged)", flush=True)
     per_pkg = Counter(r["source"] for r in kept)
     for pkg in used:
         if used[pkg].get("role") == "train":

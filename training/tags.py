@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -98,17 +98,25 @@ def clean_words(texts: Iterable[str], extra_stop: Iterable[str] = ()) -> List[st
 
 
 def build_vocab(tag_lists: Sequence[Sequence[str]], max_frac: float = 0.7,
-                min_count: int = 10, max_tags: int = 1000) -> List[str]:
+                min_count: int = 10, max_tags: int = 1000,
+                groups: Optional[Sequence[str]] = None) -> List[str]:
     """Vocabulary after the COALA frequency filters, most frequent first.
 
     Counts are document frequencies (number of sounds carrying the tag).
     Ties are broken alphabetically so the result is deterministic.
+    With ``groups`` (one id per sound, e.g. its source file), ``min_count`` counts distinct
+    groups: the clips cut from one long recording all carry its title words, and a word heard in
+    one recording only must not become a tag however many clips that recording gives.
     """
     n = len(tag_lists)
     df = Counter()
     for tags in tag_lists:
         df.update(set(tags))
-    kept = [(t, c) for t, c in df.items() if c >= min_count and c <= max_frac * n]
+    support = df
+    if groups is not None:
+        seen = {(t, g) for tags, g in zip(tag_lists, groups) for t in set(tags)}
+        support = Counter(t for t, _ in seen)
+    kept = [(t, c) for t, c in df.items() if support[t] >= min_count and c <= max_frac * n]
     kept.sort(key=lambda tc: (-tc[1], tc[0]))
     return [t for t, _ in kept[:max_tags]]
 
@@ -134,8 +142,8 @@ def apply_vocab(tag_lists: Sequence[Sequence[str]], vocab: Sequence[str]
 
 
 def filter_tags(tag_lists: Sequence[Sequence[str]], max_frac: float = 0.7,
-                min_count: int = 10, max_tags: int = 1000):
+                min_count: int = 10, max_tags: int = 1000, groups: Optional[Sequence[str]] = None):
     """build_vocab + apply_vocab. Returns (vocab, kept indices, filtered tags)."""
-    vocab = build_vocab(tag_lists, max_frac, min_count, max_tags)
+    vocab = build_vocab(tag_lists, max_frac, min_count, max_tags, groups)
     idx, tags = apply_vocab(tag_lists, vocab)
     return vocab, idx, tags
