@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Hashable, Iterable, List, Optional, Sequence, Tuple
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -99,7 +99,7 @@ def clean_words(texts: Iterable[str], extra_stop: Iterable[str] = ()) -> List[st
 
 def build_vocab(tag_lists: Sequence[Sequence[str]], max_frac: float = 0.7,
                 min_count: int = 10, max_tags: int = 1000,
-                groups: Optional[Sequence[str]] = None) -> List[str]:
+                groups: Optional[Sequence[Hashable]] = None) -> List[str]:
     """Vocabulary after the COALA frequency filters, most frequent first.
 
     Counts are document frequencies (number of sounds carrying the tag).
@@ -142,7 +142,7 @@ def apply_vocab(tag_lists: Sequence[Sequence[str]], vocab: Sequence[str]
 
 
 def filter_tags(tag_lists: Sequence[Sequence[str]], max_frac: float = 0.7,
-                min_count: int = 10, max_tags: int = 1000, groups: Optional[Sequence[str]] = None):
+                min_count: int = 10, max_tags: int = 1000, groups: Optional[Sequence[Hashable]] = None):
     """build_vocab + apply_vocab. Returns (vocab, kept indices, filtered tags)."""
     vocab = build_vocab(tag_lists, max_frac, min_count, max_tags, groups)
     idx, tags = apply_vocab(tag_lists, vocab)
