@@ -210,6 +210,26 @@ def test_piano_tags():
     assert ST.piano_tags("", "Samples/readme.flac") is None
 
 
+def test_sample_library_tags():
+    samples, sax, drums = ST.TAGGERS["samples"], ST.TAGGERS["solosax"], ST.TAGGERS["drums"]
+    assert T.clean_words(samples("", "Samples/f/a3_f_rr2.wav")) == ["loud", "mid"]
+    assert T.clean_words(samples("", "CP80/Samples/027-D#1-FF.flac")) == ["low", "loud"]
+    assert T.clean_words(samples("", "Wurlitzer EP200/Samples/gb4mp.flac")) == ["mid", "soft"]
+    assert T.clean_words(samples("", "Samples/HEADROOM PIANO LEVEL5 CLOSE 99.flac")) == ["loud", "high"]
+    assert T.clean_words(samples("", "Samples/a0_s_vl1_rr1_dyn.wav")) == ["low", "staccato"]
+    assert T.clean_words(samples("", "Samples/pizz/c2_vl1_rr5.wav")) == ["pizzicato", "low"]
+    # the saxophones' numbers are take indices, not MIDI notes; b and k are breath and key noise
+    assert T.clean_words(sax("", "MTG Solo Saxophones/Samples/ten_p_33.flac")) == ["tenor", "soft"]
+    assert T.clean_words(sax("", "MTG Solo Saxophones/Samples/alt_k_02.flac")) == ["alto", "key", "click"]
+    assert T.clean_words(drums("", "Samples/front_mic/ho_vl1_rr2.wav")) == ["hi", "hat", "open"]
+    assert T.clean_words(drums("", "Samples/oh_mic/ks_vl3_rr1.wav")) == ["kick"]
+
+
+def test_package_stop_words_keep_a_repository_name():
+    assert C.package_stop_words("hedgewars-data") == {"hedgewars", "data"}
+    assert C.package_stop_words("github:sfzinstruments/SplendidGrandPiano") == {"github", "sfzinstruments"}
+
+
 def test_heldout_labellers():
     assert ST.openclonk_label("planet/Sound.ocg/Animals.ocg/Bat.ocg/Flutter2.wav") == \
         ("Animals", "Animals/Bat/Flutter")

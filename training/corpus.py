@@ -178,7 +178,7 @@ def build_clips(root: str, package: str, out_dir: str, theme: Sequence[str] = ()
         jobs.append((src, os.path.join(out_dir, base_rel), base_rel, max_segs))
         texts[src] = (rel, t)
     records, failed = [], 0
-    extra_stop = set(tagmod.tokenize(package)) | {w for s in stop for w in tagmod.tokenize(s)}
+    extra_stop = package_stop_words(package) | {w for s in stop for w in tagmod.tokenize(s)}
     for src, clips, err in _pool_map(_process_one, jobs, workers, chunksize=8):
         if err:
             failed += 1
@@ -190,6 +190,16 @@ def build_clips(root: str, package: str, out_dir: str, theme: Sequence[str] = ()
                             "source_file": "/" + rel.lstrip("./"), "duration": round(dur, 3)})
     log(f"[{package}] {len(files)} files, {len(jobs)} tagged -> {len(records)} clips ({failed} undecodable)")
     return records
+
+
+def package_stop_words(package: str) -> set:
+    """Words of a source's name that say nothing about its sounds: all of a Debian package's name
+    (`hedgewars data`), but only the owner of a GitHub repository, whose name often says what it
+    holds (`SplendidGrandPiano`, `body_percussion`: their clips had lost `piano` and `body`)."""
+    if package.startswith(GITHUB):
+        owner = package[len(GITHUB):].split("/")[0]
+        return {"github", *tagmod.tokenize(owner)}
+    return set(tagmod.tokenize(package))
 
 
 def safe_name(source: str) -> str:

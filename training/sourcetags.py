@@ -146,6 +146,44 @@ def piano_tags(root: str, rel: str) -> Optional[List[str]]:
     return ["acoustic grand piano", "piano", PIANO_DYNAMICS[m.group(1).lower()], register]
 
 
+# Sample libraries (sfz instruments) name a file by note, dynamic, articulation and take:
+# ``a3_f_rr2.wav``, ``027-D#1-FF.flac``, ``gb4mp.flac``, ``HEADROOM PIANO LEVEL5 CLOSE 99.flac``. The
+# instrument itself comes from the source's theme (sources.csv); these are the words of the codes.
+SAMPLE_WORDS = {"pp": "soft", "p": "soft", "mp": "soft", "mf": "loud", "f": "loud", "ff": "loud",
+                "level1": "soft", "level2": "soft", "level4": "loud", "level5": "loud",
+                "s": "staccato", "ss": "staccato", "sus": "sustain", "pizz": "pizzicato", "arco": "bowed",
+                "pluck": "plucked", "finger": "plucked", "mute": "muted", "ghost": "muted", "nail": "plucked",
+                "scrape": "scrape", "flam": "flam", "noise": "noise", "release": "release"}
+# MTG saxophones: <voice>_<f|m|p|b|k>_<n>, b = breath noise, k = key clicks
+SAX_WORDS = {**SAMPLE_WORDS, "alt": "alto", "ten": "tenor", "sop": "soprano", "bar": "baritone",
+             "m": "loud", "b": "breath", "k": "key click"}
+# Gogodze Phu drums: kick, snare (centre, edge, side stick), three toms, hi-hat (closed, foot, open...)
+DRUM_WORDS = {"ks": "kick", "sc": "snare", "se": "snare", "ss": "snare side stick", "th": "tom",
+              "tm": "tom", "tl": "tom", "hc": "hi hat closed", "hf": "hi hat pedal", "hh": "hi hat",
+              "hl": "hi hat", "ho": "hi hat open", "ht": "hi hat"}
+_NOTE = re.compile(r"([a-g])(b|#)?(-?\d)(pp|mp|mf|ff|p|f)?")
+
+
+def sample_library_tagger(words: Dict[str, str], midi_numbers: bool = True) -> Callable[[str, str], List[str]]:
+    """A tagger of a sample library's file names: the words of its codes + the register of its note
+    (a note name, or a MIDI number 21-108 where the library's numbers are MIDI notes), in the
+    registers of the rendered soundfont notes."""
+    def tags(root: str, rel: str) -> List[str]:
+        out = []
+        for token in re.split(r"[\s_/.-]+", rel.lower()):
+            note = _NOTE.fullmatch(token)
+            if note:
+                out.append("low" if int(note.group(3)) < 3 else ("mid" if int(note.group(3)) < 5 else "high"))
+                token = note.group(4) or ""
+            elif midi_numbers and token.isdigit() and 21 <= int(token) <= 108:
+                pitch = int(token)
+                out.append("low" if pitch < 48 else ("mid" if pitch < 72 else "high"))
+            if token in words:
+                out.append(words[token])
+        return out
+    return tags
+
+
 def donateacry_tags(root: str, rel: str) -> List[str]:
     """donateacry: ``<reason>/<uuid>-<time>-<version>-<gender>-<age>-<reason code>.wav``."""
     return ["baby", "infant", "cry", "crying", *dirs_tag_text(rel)]
@@ -169,6 +207,9 @@ TAGGERS: Dict[str, Callable[[str, str], Optional[List[str]]]] = {
     "donateacry": donateacry_tags,
     "espeak": espeak_tags,
     "piano": piano_tags,
+    "samples": sample_library_tagger(SAMPLE_WORDS),
+    "solosax": sample_library_tagger(SAX_WORDS, midi_numbers=False),  # its numbers are take indices
+    "drums": sample_library_tagger(DRUM_WORDS),
 }
 
 
