@@ -60,7 +60,7 @@ def test_bundled_zero_shot_tags_come_from_the_vocabulary(model):
 
 def test_licence_travels_with_the_weights(model):
     """The shipped config says what an export writes now, and the weights' README lists every source of
-    the corpus they were trained on as training/sources.csv records it (corpus v3), held-out ones marked."""
+    the corpus they were trained on as training/sources.csv records it (corpus v4), held-out ones marked."""
     import csv
     import re
 
