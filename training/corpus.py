@@ -276,8 +276,7 @@ def gm_family(program: int) -> str:
     return GM_FAMILIES[program // 8]
 
 
-def register(pitch: int) -> str:
-    return "low" if pitch < 48 else ("mid" if pitch < 72 else "high")
+register = sourcetags.register  # one definition for rendered and recorded notes
 
 
 def note_tags(program: int, pitch: int, velocity: int) -> List[str]:

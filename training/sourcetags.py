@@ -135,15 +135,23 @@ def body_percussion_tags(root: str, rel: str) -> List[str]:
 PIANO_DYNAMICS = {"pp": "soft", "mp": "soft", "mf": "loud", "ff": "loud"}
 
 
+def register(pitch: int) -> str:
+    """The register word of a MIDI note, as the rendered soundfont notes are tagged: C3 and C5 split it."""
+    return "low" if pitch < 48 else ("mid" if pitch < 72 else "high")
+
+
+def octave_register(octave: int) -> str:
+    """The register of a note named with its octave (A3, Gb4): the register of that octave's C."""
+    return register(12 * (octave + 1))
+
+
 def piano_tags(root: str, rel: str) -> Optional[List[str]]:
     """SplendidGrandPiano ``Samples/<dynamic> <note><octave>.flac``: piano + dynamics + register
     (the words the rendered soundfont notes use)."""
     m = re.fullmatch(r"(pp|mp|mf|ff) [A-G]#?(-?\d)", Path(rel).stem, re.IGNORECASE)
     if not m:
         return None
-    octave = int(m.group(2))
-    register = "low" if octave < 3 else ("mid" if octave < 5 else "high")
-    return ["acoustic grand piano", "piano", PIANO_DYNAMICS[m.group(1).lower()], register]
+    return ["acoustic grand piano", "piano", PIANO_DYNAMICS[m.group(1).lower()], octave_register(int(m.group(2)))]
 
 
 # Sample libraries (sfz instruments) name a file by note, dynamic, articulation and take:
@@ -173,11 +181,10 @@ def sample_library_tagger(words: Dict[str, str], midi_numbers: bool = True) -> C
         for token in re.split(r"[\s_/.-]+", rel.lower()):
             note = _NOTE.fullmatch(token)
             if note:
-                out.append("low" if int(note.group(3)) < 3 else ("mid" if int(note.group(3)) < 5 else "high"))
+                out.append(octave_register(int(note.group(3))))
                 token = note.group(4) or ""
             elif midi_numbers and token.isdigit() and 21 <= int(token) <= 108:
-                pitch = int(token)
-                out.append("low" if pitch < 48 else ("mid" if pitch < 72 else "high"))
+                out.append(register(int(token)))
             if token in words:
                 out.append(words[token])
         return out
