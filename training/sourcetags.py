@@ -132,7 +132,8 @@ def body_percussion_tags(root: str, rel: str) -> List[str]:
     return ["body", "percussion", *(BODY_WORDS.get(w, w) for w in words)]
 
 
-PIANO_DYNAMICS = {"pp": "soft", "mp": "soft", "mf": "loud", "ff": "loud"}
+# dynamics markings, as the rendered notes word velocity (soft below 80, loud above)
+DYNAMICS = {"pp": "soft", "p": "soft", "mp": "soft", "mf": "loud", "f": "loud", "ff": "loud"}
 
 
 def register(pitch: int) -> str:
@@ -151,14 +152,13 @@ def piano_tags(root: str, rel: str) -> Optional[List[str]]:
     m = re.fullmatch(r"(pp|mp|mf|ff) [A-G]#?(-?\d)", Path(rel).stem, re.IGNORECASE)
     if not m:
         return None
-    return ["acoustic grand piano", "piano", PIANO_DYNAMICS[m.group(1).lower()], octave_register(int(m.group(2)))]
+    return ["acoustic grand piano", "piano", DYNAMICS[m.group(1).lower()], octave_register(int(m.group(2)))]
 
 
 # Sample libraries (sfz instruments) name a file by note, dynamic, articulation and take:
 # ``a3_f_rr2.wav``, ``027-D#1-FF.flac``, ``gb4mp.flac``, ``HEADROOM PIANO LEVEL5 CLOSE 99.flac``. The
 # instrument itself comes from the source's theme (sources.csv); these are the words of the codes.
-SAMPLE_WORDS = {"pp": "soft", "p": "soft", "mp": "soft", "mf": "loud", "f": "loud", "ff": "loud",
-                "level1": "soft", "level2": "soft", "level4": "loud", "level5": "loud",
+SAMPLE_WORDS = {**DYNAMICS, "level1": "soft", "level2": "soft", "level4": "loud", "level5": "loud",
                 "s": "staccato", "ss": "staccato", "sus": "sustain", "pizz": "pizzicato", "arco": "bowed",
                 "pluck": "plucked", "finger": "plucked", "mute": "muted", "ghost": "muted", "nail": "plucked",
                 "scrape": "scrape", "flam": "flam", "noise": "noise", "release": "release"}
