@@ -15,7 +15,7 @@ import torch
 import coala_embed
 from coala_embed.model import COALA, ModelConfig
 from training import export, prepare, train
-from training.augment import audio_view, augment, band_ranges, mel_band_centres
+from training.augment import audio_view, augment, band_ranges, centre_crops, mel_band_centres, shifted_crops
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
 from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent
 
@@ -107,6 +107,50 @@ def test_prepare_caps_clips_per_identical_tag_set(corpus, tmp_path):
     assert meta["clips"] == 16 and meta["max_clips_per_tag_set"] == 4  # 4 kinds of 10 clips, 4 of each kept
 
 
+def test_prepare_with_context_keeps_the_patches_and_adds_the_clips_neighbouring_frames(corpus, prepared, tmp_path):
+    meta = prepare.prepare(corpus, tmp_path / "wide", workers=1, context_frames=24)
+    plain = json.loads((prepared / "meta.json").read_text())
+    assert meta["context_frames"] == 24 and json.loads(json.dumps(meta["frontend"])) == plain["frontend"]  # the same scaler
+    for split in ("train", "val"):
+        wide, narrow = load_prepared(tmp_path / "wide", split), load_prepared(prepared, split)
+        assert wide.patches.shape[1:] == (96, 96 + 48)
+        np.testing.assert_array_equal(centre_crops(np.asarray(wide.patches), 24), narrow.patches)
+    # a clip shorter than a patch: its best patch starts at frame 0, so the left context is silence
+    fe = coala_embed.FrontEnd()
+    path = corpus / "audio" / "low_0.flac"
+    frames = prepare.clip_log_mel(path, fe)
+    patches, error = prepare._extract((path, 1, fe, 24))
+    start = prepare.best_patch_starts(frames, fe)[0]
+    assert error is None and patches.shape == (1, 96 + 48, 96)
+    padded = np.concatenate([np.full((24, 96), np.log(np.float32(fe.log_eps))), frames, np.full((24, 96), np.log(np.float32(fe.log_eps)))])
+    np.testing.assert_array_equal(patches[0], padded[start:start + 96 + 48])
+
+
+def test_shifted_crops_cut_each_patch_within_its_context():
+    rng = np.random.default_rng(0)
+    x = np.broadcast_to(np.arange(96 + 16, dtype=np.float32), (64, 4, 96 + 16)).copy()  # value = frame index
+    np.testing.assert_array_equal(centre_crops(x, 8)[:, 0, 0], np.full(64, 8.0))
+    crops = shifted_crops(x, 8, 5, rng)
+    starts = crops[:, 0, 0]
+    assert crops.shape == (64, 4, 96) and starts.min() >= 3 and starts.max() <= 13 and len(set(starts)) > 5
+    np.testing.assert_array_equal(crops, np.broadcast_to(starts[:, None, None] + np.arange(96, dtype=np.float32), crops.shape))
+    with pytest.raises(ValueError, match="context"):
+        shifted_crops(x, 8, 9, rng)
+    with pytest.raises(ValueError, match="context"):
+        train.views_to_input(x, {"lambda_audio_audio": 1.0, "view_shift_frames": 4, "channels_last": False}, rng,
+                             band_ranges(None, 4), "cpu", context=0)
+
+
+def test_training_with_shifted_views_on_context_patches(corpus, tmp_path):
+    data = tmp_path / "wide"
+    prepare.prepare(corpus, data, workers=1, context_frames=8)
+    cfg = _config(variant="e-c", epochs=1, lambda_audio_audio=1.0, view_shift_frames=8, mix_p=0.5)
+    summary = train.train(cfg, tmp_path / "run", data=data)
+    assert np.isfinite(summary["final"]["train_audio_audio"]) and np.isfinite(summary["final"]["val_audio_audio"])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["preparation"]["context_frames"] == 8
+
+
 def test_best_patch_is_the_loudest():
     fe = coala_embed.FrontEnd()
     frames = np.zeros((400, 96), np.float32)
@@ -169,7 +213,7 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):
     assert cfg["provenance"]["epochs_trained"] == 2 and cfg["provenance"]["corpus_manifest_sha256"]
     assert cfg["provenance"]["training_config"]["preparation"] == {
         "clips": 40, "train_patches": 36, "val_patches": 4, "patches_per_clip": 1, "max_clips_per_tag_set": None,
-        "val_fraction": 0.1, "seed": 0}
+        "context_frames": 0, "val_fraction": 0.1, "seed": 0}
     assert model.tags[:2] == ["tone", "low"]
     y = 0.3 * np.sin(2 * np.pi * 200 * np.arange(44100) / 22050)
     emb = coala_embed.get_embedding(y, 22050, model=model)

@@ -14,6 +14,9 @@ robustness to 8-kHz audio that mixing had not, so the shipped model uses mixing 
 Second views (`audio_view`, for the audio-audio alignment term `lambda_audio_audio` of losses.py): the
 same patch under a random gain, a time mask and a frequency mask (SpecAugment), and with probability
 `view_mix_p` mixed with another patch, so that only what survives these is shared by the two views.
+With `view_shift_frames` S the second view is first cut from the clip S frames or fewer earlier or later
+(`shifted_crops`, on patches prepared with context frames): two overlapping patches of one clip, as in
+COLA, and for a short sound the same sound at another place in the patch.
 """
 from __future__ import annotations
 
@@ -80,3 +83,18 @@ def audio_view(x: np.ndarray, cfg: dict, rng: np.random.Generator, ranges: np.nd
         v[i, :, f0:f0 + fw] = 0.0
         v[i, b0:b0 + bw, :] = 0.0
     return v
+
+
+def centre_crops(x: np.ndarray, context: int) -> np.ndarray:
+    """The patches of x (B, bands, frames + 2 context) without their context frames."""
+    return x[:, :, context:x.shape[2] - context] if context else x
+
+
+def shifted_crops(x: np.ndarray, context: int, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each patch of x (B, bands, frames + 2 context) cut at its own random shift of -max_shift..max_shift frames."""
+    if not 0 < max_shift <= context:
+        raise ValueError(f"view_shift_frames={max_shift} needs patches prepared with at least that many context "
+                         f"frames (--context-frames); these have {context}")
+    frames = x.shape[2] - 2 * context
+    starts = context + rng.integers(-max_shift, max_shift + 1, len(x))
+    return np.stack([x[i, :, s:s + frames] for i, s in enumerate(starts)])

@@ -1,7 +1,7 @@
 """Corpus -> training patches: the max-energy patch of each clip, per-band scaler, 90/10 stratified split.
 
     python -m training.prepare --corpus /work/corpus --out /work/prepared [--patches-per-clip 1] [--peak-dbfs -6]
-        [--max-clips-per-tag-set 2000]
+        [--max-clips-per-tag-set 2000] [--context-frames 24]
 
 Reads `<corpus>/manifest.jsonl` ({"path", "tags", ...} per clip) and `<corpus>/vocab.json`, leaves out
 the clips that `<corpus>/decontamination.json` excludes (training/decontaminate.py), computes
@@ -10,6 +10,10 @@ energy (searched every 12 frames, as the COALA reference; of the peak-normalised
 --peak-dbfs, a level then saved in the front end), splits clips 90/10 with multilabel
 stratification, fits the per-band min-max scaler on the training patches only, and writes scaled
 patches as memory-mappable .npy files with `meta.json` (see training/data.py).
+
+With --context-frames C each stored patch carries C more frames on either side (the clip's own frames,
+or digital silence past its ends), so that training can draw views shifted by up to C frames; the
+trainer takes the centre 96 frames as the patch, which is then the same patch as without context.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ SEARCH_HOP_FRAMES = 12
 # the meta.json fields that say how the patches were made; a run copies them into its config, and so
 # into the checkpoints exported from it
 PREPARATION_KEYS = ("clips", "train_patches", "val_patches", "patches_per_clip", "max_clips_per_tag_set",
-                    "val_fraction", "seed")
+                    "context_frames", "val_fraction", "seed")
 
 
 def best_patch_starts(frames: np.ndarray, fe: audio.FrontEnd, k: int = 1) -> list[int]:
@@ -57,12 +61,15 @@ def clip_log_mel(path, fe: audio.FrontEnd) -> np.ndarray:
 
 
 def _extract(args):
-    path, k, fe = args
+    path, k, fe, context = args
     try:
         frames = clip_log_mel(path, fe)
     except audio.AudioError as e:
         return None, str(e)
-    return np.stack([frames[s:s + fe.patch_frames] for s in best_patch_starts(frames, fe, k)]), None
+    starts = best_patch_starts(frames, fe, k)
+    if context:  # silence (the log-mel of zeros) beyond the clip's ends
+        frames = np.pad(frames, ((context, context), (0, 0)), constant_values=np.log(np.float32(fe.log_eps)))
+    return np.stack([frames[s:s + fe.patch_frames + 2 * context] for s in starts]), None
 
 
 def stratified_split(tags: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,14 +98,16 @@ def cap_tag_sets(clips: list[dict], index: dict, max_clips: int, seed: int) -> l
     return [clip for i, clip in enumerate(clips) if i in keep]
 
 
-def fit_scaler(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band min and max over every frame of the training patches (patches: N, frames, bands)."""
-    return patches.min(axis=(0, 1)), patches.max(axis=(0, 1))
+def fit_scaler(patches: np.ndarray, context: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band min and max over every frame of the training patches (patches: N, frames, bands), their
+    context frames left out, so that context does not change the scaler."""
+    centre = patches[:, context:patches.shape[1] - context]
+    return centre.min(axis=(0, 1)), centre.max(axis=(0, 1))
 
 
 def write_split(out: Path, split: str, patches: np.ndarray, tags: np.ndarray, fe: audio.FrontEnd):
     scaled = np.lib.format.open_memmap(out / f"{split}_patches.npy", "w+", np.float32,
-                                       (len(patches), fe.n_mels, fe.patch_frames))
+                                       (len(patches), fe.n_mels, patches.shape[1]))
     for i in range(0, len(patches), 1024):
         scaled[i:i + 1024] = audio.scale(patches[i:i + 1024], fe).transpose(0, 2, 1)  # as at inference
     scaled.flush()
@@ -107,7 +116,7 @@ def write_split(out: Path, split: str, patches: np.ndarray, tags: np.ndarray, fe
 
 def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, seed: int = 0,
             workers: int = 2, limit: int | None = None, peak_dbfs: float | None = None,
-            max_clips_per_tag_set: int | None = None) -> dict:
+            max_clips_per_tag_set: int | None = None, context_frames: int = 0) -> dict:
     corpus, out = Path(corpus), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -122,7 +131,7 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
         clips = cap_tag_sets(clips, index, max_clips_per_tag_set, seed)
     fe = audio.FrontEnd(peak_dbfs=peak_dbfs)
 
-    jobs = [(corpus / c["path"], patches_per_clip, fe) for c in clips]
+    jobs = [(corpus / c["path"], patches_per_clip, fe, context_frames) for c in clips]
     with Pool(workers) as pool:
         results = pool.map(_extract, jobs, chunksize=16)
     kept, patch_list, failures = [], [], []
@@ -145,7 +154,7 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
 
     train_patches, train_tags = gather(train_clips)
     val_patches, val_tags = gather(val_clips)
-    fe = fe.with_scaler(*fit_scaler(train_patches))
+    fe = fe.with_scaler(*fit_scaler(train_patches, context_frames))
     write_split(out, "train", train_patches, train_tags, fe)
     write_split(out, "val", val_patches, val_tags, fe)
     meta = {
@@ -161,6 +170,7 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
         "val_patches": len(val_patches),
         "patches_per_clip": patches_per_clip,
         "max_clips_per_tag_set": max_clips_per_tag_set,
+        "context_frames": context_frames,
         "val_fraction": val_fraction,
         "seed": seed,
         "seconds": round(time.time() - t0, 1),
@@ -182,9 +192,11 @@ def main(argv=None):
                    help="peak-normalise every clip to this level first (saved in the front end; default: no scaling)")
     p.add_argument("--max-clips-per-tag-set", type=int, default=None,
                    help="keep at most N clips (seeded random choice) with any one identical tag set (default: all)")
+    p.add_argument("--context-frames", type=int, default=0,
+                   help="store N more frames on either side of each patch, for shifted views in training (default 0)")
     args = p.parse_args(argv)
     meta = prepare(args.corpus, args.out, args.patches_per_clip, args.val_fraction, args.seed, args.workers, args.limit,
-                   args.peak_dbfs, args.max_clips_per_tag_set)
+                   args.peak_dbfs, args.max_clips_per_tag_set, args.context_frames)
     print(json.dumps({k: v for k, v in meta.items() if k not in ("frontend", "tags", "failures")}, indent=1))
 
 

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from coala_embed.model import COALA, ModelConfig
-from training.augment import audio_view, augment, band_ranges, mel_band_centres
+from training.augment import audio_view, augment, band_ranges, centre_crops, mel_band_centres, shifted_crops
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared, load_prepared_meta
 from training.losses import coala_losses
 from training.prepare import PREPARATION_KEYS
@@ -137,10 +137,13 @@ def patches_to_input(x: np.ndarray, device, channels_last: bool):
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def views_to_input(x: np.ndarray, cfg: dict, rng, ranges, device):
-    """The second view of each patch for the audio-audio term; None (and no random draws) when it is off."""
+def views_to_input(x: np.ndarray, cfg: dict, rng, ranges, device, context: int = 0):
+    """The second view of each patch (x with its context frames) for the audio-audio term; None (and no
+    random draws) when it is off."""
     if not cfg.get("lambda_audio_audio"):
         return None
+    shift = cfg.get("view_shift_frames", 0)
+    x = shifted_crops(x, context, shift, rng) if shift else centre_crops(x, context)
     return patches_to_input(audio_view(x, cfg, rng, ranges), device, cfg["channels_last"])
 
 
@@ -206,11 +209,12 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
         train_set, val_set = load_prepared(data, "train"), load_prepared(data, "val")
         meta = load_prepared_meta(data)
         tags, frontend = meta["tags"], meta["frontend"]
+        context = meta.get("context_frames", 0)  # frames stored on either side of each patch
         data_info = {"data": str(data), "corpus_manifest_sha256": meta.get("corpus_manifest_sha256"),
                      "preparation": {k: meta.get(k) for k in PREPARATION_KEYS}}
     else:
         train_set, val_set = load_hdf5(hdf5[0]), load_hdf5(hdf5[1])
-        tags, frontend = load_hdf5_vocabulary(hdf5[2]), None
+        tags, frontend, context = load_hdf5_vocabulary(hdf5[2]), None, 0
         data_info = {"hdf5": [str(h) for h in hdf5]}
     batch_size = cfg["batch_size"]
     if len(train_set) < batch_size * world:
@@ -247,7 +251,7 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
     band_centres = mel_band_centres(frontend)
     ranges = band_ranges(frontend, train_set.patches.shape[1])
     val_idx = np.arange(len(val_set))
-    png_batch = to_input(*val_set.batch(val_idx[:6]), device, cfg["channels_last"])[0]
+    png_batch = patches_to_input(centre_crops(val_set.batch(val_idx[:6])[0], context), device, cfg["channels_last"])
     for epoch in range(start_epoch, cfg["epochs"]):
         # -- one epoch: a seeded permutation, each process takes every world-th batch
         t0 = time.time()
@@ -263,8 +267,8 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
                 group["lr"] = lr_at(epoch + b / n_batches, cfg)
             idx = perm[(b * world + rank) * batch_size:(b * world + rank + 1) * batch_size]
             x, t = augment(*train_set.batch(idx), cfg, aug_rng, band_centres)
-            x_view = views_to_input(x, cfg, aug_rng, ranges, device)
-            x, t = to_input(x, t, device, cfg["channels_last"])
+            x_view = views_to_input(x, cfg, aug_rng, ranges, device, context)
+            x, t = to_input(centre_crops(x, context), t, device, cfg["channels_last"])
             with autocast():
                 losses = model(x, t, x_view)
             optimizer.zero_grad(set_to_none=True)
@@ -290,8 +294,8 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
                     if len(val_idx[b:b + batch_size]) < 2:  # the contrastive loss needs a pair
                         break
                     x, t = val_set.batch(val_idx[b:b + batch_size])
-                    x_view = views_to_input(x, cfg, view_rng, ranges, device)
-                    x, t = to_input(x, t, device, cfg["channels_last"])
+                    x_view = views_to_input(x, cfg, view_rng, ranges, device, context)
+                    x, t = to_input(centre_crops(x, context), t, device, cfg["channels_last"])
                     for k, v in coala_losses(net, x, t, cfg, x_view).items():
                         vsums[k] = vsums.get(k, 0.0) + float(v)
                     n_val += 1
