@@ -2,8 +2,10 @@
 published HDF5 layout, resuming, the variants, and DistributedDataParallel with 2 gloo processes."""
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tarfile
 import sys
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import torch
 
 import coala_embed
 from coala_embed.model import COALA, ModelConfig
-from training import export, prepare, train
+from training import export, pack, prepare, train
 from training.augment import audio_view, augment, band_ranges, centre_crops, mel_band_centres, shifted_crops
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
 from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent
@@ -428,3 +430,43 @@ def test_distributed_two_gloo_processes(prepared, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
     assert row["epoch"] == 1 and np.isfinite(row["train_total"])
+
+
+def test_pack_round_trip_in_parts_within_half_a_step(prepared, tmp_path, monkeypatch):
+    monkeypatch.setattr(pack, "BLOCK_BYTES", 20_000)  # several blocks and parts from a tiny folder
+    info = pack.pack(prepared, tmp_path / "packed", part_mib=30_000 / 2**20, workers=1)
+    assert info["parts"] > 1 and sorted(p.name for p in (tmp_path / "packed").iterdir())[0] == "part-000"
+    pack.unpack(tmp_path / "packed", tmp_path / "out", workers=1)
+    for split in ("train", "val"):
+        original, packed = load_prepared(prepared, split), load_prepared(tmp_path / "out", split)
+        x, y = np.asarray(original.patches), np.asarray(packed.patches)
+        step = (x.max() - x.min()) / pack.LEVELS
+        assert y.dtype == np.float32 and y.shape == x.shape
+        assert np.abs(y - x).max() <= step / 2 + 1e-6
+        np.testing.assert_array_equal(packed.tags, original.tags)
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert meta["packed_uint8"] and meta["tags"] == json.loads((prepared / "meta.json").read_text())["tags"]
+    # the unpacked folder trains like the original
+    assert train.train(_config(epochs=1, png_every=0), tmp_path / "run", data=tmp_path / "out")["epochs"] == 1
+    last = sorted((tmp_path / "packed").iterdir())[-1]
+    shutil.rmtree(last)
+    with pytest.raises(FileNotFoundError, match="blocks missing"):
+        pack.unpack(tmp_path / "packed", tmp_path / "again", workers=1)
+
+
+def test_device_train_probes_plans_trains_and_exports_side_by_side(prepared, tmp_path):
+    from training import device_train
+
+    pack.pack(prepared, tmp_path / "packed", workers=1)
+    device_train.main(["--packed", str(tmp_path / "packed"), "--work", str(tmp_path / "work"), "--budget-s", "3",
+                       "--probe-batches", "2", "--threads", "1",
+                       "--run", "ec", "variant=e-c batch_size=8 device=cpu",
+                       "--run", "aec", "variant=ae-c batch_size=8 device=cpu mix_p=0.25"])
+    plan = json.loads((tmp_path / "work" / "export" / "plan.json").read_text())
+    for name, variant in (("ec", "e-c"), ("aec", "ae-c")):
+        assert plan[name]["patches_per_s_probe"] > 0 and plan[name]["exit"] == 0
+        assert plan[name]["final"]["epoch"] == plan[name]["epochs"] >= 1
+        model = coala_embed.load_model(tmp_path / "work" / "export" / name, device="cpu")
+        assert model.net.cfg.variant == variant
+        with tarfile.open(tmp_path / "work" / "export" / f"{name}.tar") as tar:
+            assert {f"{name}/model.safetensors", f"{name}/config.json", f"{name}/log.jsonl"} <= set(tar.getnames())

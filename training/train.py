@@ -315,8 +315,9 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
             dist.barrier()
     if world > 1:
         dist.destroy_process_group()
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     summary = {"epochs": len(history), "elapsed_s": round(elapsed, 1), "final": history[-1] if history else None,
-               "hardware": f"{cpu_model()}, {torch.get_num_threads()} threads, {world} x {device}"}
+               "hardware": f"{cpu_model()}, {torch.get_num_threads()} threads, {world} x {device}{gpu}"}
     if master:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
