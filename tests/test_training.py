@@ -19,7 +19,7 @@ from coala_embed.model import COALA, ModelConfig
 from training import export, pack, prepare, train
 from training.augment import audio_view, augment, band_ranges, centre_crops, mel_band_centres, shifted_crops
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
-from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent
+from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent, tag_bce
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 2, "batch_size": 8, "png_every": 1, "num_threads": 1, "device": "cpu"}
@@ -167,6 +167,17 @@ def test_losses():
     assert float(generalised_kl(x, torch.rand_like(x))) > 1.0
     a = torch.randn(8, 16)
     assert float(nt_xent(a, a, 0.1)) < float(nt_xent(a, torch.randn(8, 16), 0.1))
+
+
+def test_tag_bce_runs_in_float32_outside_autocast():
+    """CUDA's autocast refuses BCE on probabilities (the tag decoder ends in a sigmoid): tag_bce leaves it."""
+    t = (torch.rand(8, 20) < 0.2).float()
+    t_hat = torch.rand(8, 20)
+    expected = torch.nn.functional.binary_cross_entropy(t_hat.clamp(1e-5, 1 - 1e-5), t)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = tag_bce(t, t_hat.bfloat16())
+    assert got.dtype == torch.float32
+    assert float(got) == pytest.approx(float(expected), rel=1e-2)
 
 
 def _nt_xent_by_hand(a, b, tau, same):

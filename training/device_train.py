@@ -67,6 +67,8 @@ def main(argv=None):
     p.add_argument("--work", required=True, help="folder for the unpacked data, the runs and the exports")
     p.add_argument("--config", default=str(Path(__file__).parent / "configs" / "cpu.json"))
     p.add_argument("--budget-s", type=float, required=True, help="seconds of training for every run together")
+    p.add_argument("--stop-s", type=float, help="stop runs still going after this many seconds "
+                   "(default: 1.25 x the budget plus a minute to start)")
     p.add_argument("--probe-batches", type=int, default=120)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads per run")
     p.add_argument("--run", nargs=2, action="append", required=True, metavar=("NAME", "SETTINGS"),
@@ -97,7 +99,7 @@ def main(argv=None):
             for name, settings in args.run if plan[name]["epochs"]}
     print(f"plan: {json.dumps(plan)}", flush=True)
     t2 = time.time()
-    status = run_side_by_side(runs, work / "logs" / "runs", timeout_s=1.25 * args.budget_s + STARTUP_S)
+    status = run_side_by_side(runs, work / "logs" / "runs", timeout_s=args.stop_s or 1.25 * args.budget_s + STARTUP_S)
     print(f"trained side by side in {time.time() - t2:.0f} s: exit {status}", flush=True)
 
     (work / "export").mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,10 @@ def generalised_kl(x, x_hat):
 
 
 def tag_bce(t, t_hat):
-    return F.binary_cross_entropy(t_hat.clamp(EPS, 1 - EPS), t)
+    # the paper's tag decoder ends in a sigmoid, so this is BCE on probabilities, which CUDA's autocast
+    # refuses; computed in float32 outside autocast instead
+    with torch.autocast(t_hat.device.type, enabled=False):
+        return F.binary_cross_entropy(t_hat.float().clamp(EPS, 1 - EPS), t.float())
 
 
 def nt_xent(a, b, tau: float, same=None):
