@@ -5,8 +5,8 @@ import os
 import shutil
 import socket
 import subprocess
-import tarfile
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np

@@ -1,6 +1,6 @@
 """Train several configurations side by side on one lent GPU, within a time budget, and export each.
 
-    python -m training.device_train --packed .gpu/data --work .gpu/work --budget-s 420 \
+    python -m training.device_train --packed /tmp/parts --work /tmp/dev --budget-s 400 --stop-s 470 \
         --run ec "variant=e-c mix_p=0.25 lambda_audio_audio=1" \
         --run aec "variant=ae-c mix_p=0.25 lambda_audio_audio=1"
 
@@ -13,7 +13,8 @@ and packed with its logs as `<work>/export/<name>.tar`.
 Why side by side: this network is small (1M parameters in the audio encoder), so one training
 process, which batches and augments in NumPy on one CPU core, leaves an H200 mostly idle; several
 processes share the GPU's time instead of queuing for a device budget of minutes. A run still going
-at 1.25 x the budget (plus a minute to start) is stopped and its last epoch's checkpoint exported; `plan.json` says which.
+at --stop-s (default 1.25 x the budget plus a minute to start) is stopped and its last epoch's
+checkpoint exported; `plan.json` says which.
 """
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ def train_command(config: str, data: Path, out: Path, settings: str, extra: dict
 def run_side_by_side(commands: dict[str, list[str]], logs: Path, timeout_s: float) -> dict[str, int | None]:
     """Start every command at once; returns each one's exit status (None: stopped at the timeout)."""
     logs.mkdir(parents=True, exist_ok=True)
-    procs = {name: subprocess.Popen(cmd, stdout=open(logs / f"{name}.log", "w"), stderr=subprocess.STDOUT)
-             for name, cmd in commands.items()}
+    files = {name: open(logs / f"{name}.log", "w") for name in commands}
+    procs = {name: subprocess.Popen(cmd, stdout=files[name], stderr=subprocess.STDOUT) for name, cmd in commands.items()}
     deadline = time.time() + timeout_s
     status = {}
     for name, proc in procs.items():
@@ -53,6 +54,7 @@ def run_side_by_side(commands: dict[str, list[str]], logs: Path, timeout_s: floa
             proc.kill()
             proc.wait()
             status[name] = None
+        files[name].close()
     return status
 
 

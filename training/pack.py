@@ -1,7 +1,7 @@
 """A prepared folder packed small enough to travel to a lent GPU machine, and unpacked there.
 
     python -m training.pack pack /work/data/prepared .gpu/data --part-mib 60
-    python -m training.pack unpack .gpu/data /tmp/prepared
+    python -m training.pack unpack /tmp/parts /tmp/prepared
 
 The working tree that travels to the device machine is capped at 64 MiB a call, and a prepared folder
 (training/prepare.py) is ~2 GB of float32. Patches are 8-bit on the way: each split's values are mapped
@@ -9,8 +9,9 @@ linearly from their own [min, max] (training patches span exactly [0, 1]) to 0..
 of at most half a step (0.002 of the training range), far below the 0.05 by which augment.py's mixing
 already approximates a mixture. Multi-hot tags travel as bits. The bytes are cut into blocks of 16 MiB,
 each compressed with xz on its own (in parallel both ways), and the blocks are grouped into folders
-`part-000`, `part-001`, ... of at most --part-mib each, one folder per device call if need be: the
-first call's folder stays on the machine while the next one arrives.
+`part-000`, `part-001`, ... of at most --part-mib each, one folder per device call if need be. A
+carried folder does not stay in the working tree there until the next call (measured on the H200), so
+each call copies its part to a folder outside it (e.g. /tmp/parts) and `unpack` reads that folder.
 
 The unpacked folder is a prepared folder like any other, its meta.json marked "packed_uint8": true.
 """
