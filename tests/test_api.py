@@ -339,3 +339,41 @@ def test_clip_seconds_stops_decoding_after_the_cut(model, tmp_path, monkeypatch)
         # 10 s kept, plus one block of look-ahead (peak scan) or of resampler delay: not the 40 s
         assert sum(decoded) <= 12 * 44100
         np.testing.assert_allclose(blocked, whole, atol=1e-5)
+
+
+def test_short_fill_loop_repeats_short_clips_only(model):
+    """short_fill="loop" makes a short clip up to one patch by repeating it; longer clips are untouched."""
+    import dataclasses
+
+    from coala_embed import audio
+    zeros = model.frontend
+    loop = dataclasses.replace(zeros, short_fill="loop")
+    y = tone(0.4, 22000)
+    filled = audio.fill_short(y, loop)
+    assert len(filled) == loop.min_samples
+    np.testing.assert_array_equal(filled[: len(y)], y)
+    np.testing.assert_array_equal(filled[len(y): 2 * len(y)], y)
+    np.testing.assert_array_equal(audio.fill_short(y, zeros)[len(y):], 0)
+
+    def patches(blocks, fe):
+        return np.concatenate([p for p, _ in audio.iter_patches(blocks, fe)])
+
+    # a short stream arriving in several blocks is looped as a whole, as an explicitly tiled signal is
+    np.testing.assert_array_equal(patches([y[:3000], y[3000:]], loop), patches([filled], zeros))
+    assert not np.array_equal(patches([y], loop), patches([y], zeros))
+    long = tone(5.0, 22000)
+    np.testing.assert_array_equal(patches([long[:1000], long[1000:]], loop), patches([long], zeros))
+    # centred patching (the HEAR adapter) keeps zero padding
+    c = [np.concatenate([p for p, _ in audio.iter_patches([y], fe, center=True)]) for fe in (loop, zeros)]
+    np.testing.assert_array_equal(*c)
+
+
+def test_short_fill_is_a_saved_front_end_parameter():
+    from coala_embed import audio
+    fe = audio.FrontEnd(short_fill="loop")
+    assert audio.FrontEnd.from_dict(fe.to_dict()) == fe
+    old = fe.to_dict()
+    del old["short_fill"]  # checkpoints written before the parameter existed padded with zeros
+    assert audio.FrontEnd.from_dict(old).short_fill == "zeros"
+    with pytest.raises(ValueError, match="short_fill"):
+        audio.FrontEnd(short_fill="mirror")
