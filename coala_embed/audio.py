@@ -38,7 +38,6 @@ HOLD_SECONDS = 60.0  # peak normalisation keeps a clip this short in memory; a l
 PATCHES_PER_CHUNK = 16  # log-mel is computed this many patches at a time
 
 RESAMPLERS = ("soxr_hq", "kaiser_best", "kaiser_fast")  # soxr streams; the two resampy filters do not
-SHORT_FILLS = ("zeros", "loop")  # how audio shorter than one patch is made up to one (FrontEnd.short_fill)
 
 
 class AudioError(ValueError):
@@ -66,14 +65,8 @@ class FrontEnd:
     # per-band min-max scaler fitted on training patches; None means unscaled log-mel
     scaler_min: tuple[float, ...] | None = None
     scaler_max: tuple[float, ...] | None = None
-    # audio shorter than one patch (2.2 s) is made up to one patch: "zeros" appends silence (the COALA
-    # reference); "loop" repeats the clip, so that a 0.5-s sound fills the patch instead of sitting in
-    # 1.7 s of silence. Centred patching (the HEAR adapter) always pads with zeros.
-    short_fill: str = "zeros"
 
     def __post_init__(self):
-        if self.short_fill not in SHORT_FILLS:
-            raise ValueError(f"short_fill must be one of {SHORT_FILLS}, got {self.short_fill!r}")
         for name in ("scaler_min", "scaler_max"):
             value = getattr(self, name)
             if value is not None:
@@ -88,7 +81,7 @@ class FrontEnd:
 
     @property
     def min_samples(self) -> int:
-        """Shortest signal that yields one full patch; shorter audio is made up to it (`fill_short`)."""
+        """Shortest signal that yields one full patch; shorter audio is zero-padded to it."""
         return (self.patch_frames - 1) * self.hop_length
 
     def to_dict(self) -> dict:
@@ -413,31 +406,6 @@ def scale(frames: np.ndarray, fe: FrontEnd) -> np.ndarray:
     return (frames - lo) / span
 
 
-def fill_short(y: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """A signal shorter than one patch made up to one by `fe.short_fill`; longer (or empty) ones as they are."""
-    n = len(y)
-    if n == 0 or n >= fe.min_samples:
-        return y
-    if fe.short_fill == "loop":
-        return np.tile(y, -(-fe.min_samples // n))[: fe.min_samples]
-    return np.pad(y, (0, fe.min_samples - n))
-
-
-def _filled_short(blocks: Iterable[np.ndarray], fe: FrontEnd) -> Iterator[np.ndarray]:
-    """The blocks as they are once one patch's worth has come; a shorter stream as one `fill_short` block."""
-    head, n = [], 0
-    blocks = iter(blocks)
-    for block in blocks:
-        head.append(block)
-        n += len(block)
-        if n >= fe.min_samples:
-            yield from head
-            yield from blocks
-            return
-    if n:
-        yield fill_short(np.concatenate(head).astype(np.float32, copy=False), fe)
-
-
 def patch_centres(starts: np.ndarray, fe: FrontEnd, offset_seconds: float = 0.0) -> np.ndarray:
     """Time in seconds of the centre of patches that start at the given frames.
 
@@ -451,15 +419,12 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
     """Scaled (k, n_mels, patch_frames) patches and their centre times (k,), from mono blocks at fe.sample_rate.
 
     Patches start at frame 0 and every `hop_frames` frames (default: non-overlapping); only whole patches
-    are taken. Audio shorter than one patch is made up to one patch (zeros, or looped with
-    `fe.short_fill="loop"`). `center=True` pads half a patch
+    are taken. Audio shorter than one patch is zero-padded to one patch. `center=True` pads half a patch
     of silence at both ends so that patch centres start at t=0 (openl3's convention, used by the HEAR
     adapter). `clip_seconds` pads or cuts the signal to a fixed length (the reference pads every clip to
     10 s; zeros only, so the result stays deterministic).
     """
     hop_frames = hop_frames or fe.patch_frames
-    if fe.short_fill != "zeros" and not center:
-        blocks = _filled_short(blocks, fe)
     P, hop = fe.patch_frames, fe.hop_length
     half = fe.n_fft // 2
     offset = 0.0

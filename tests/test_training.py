@@ -96,19 +96,6 @@ def test_prepare_peak_normalises_and_saves_the_level(corpus, tmp_path):
     assert not np.allclose(prepare.clip_log_mel(quiet, coala_embed.FrontEnd()), prepare.clip_log_mel(path, fe), atol=0.5)
 
 
-def test_prepare_loops_short_clips_and_saves_the_choice(corpus, tmp_path):
-    meta = prepare.prepare(corpus, tmp_path / "loop", workers=1, limit=8, short_fill="loop")
-    fe = coala_embed.FrontEnd.from_dict(meta["frontend"])
-    assert fe.short_fill == "loop"  # so inference fills short clips as training did
-    short = tmp_path / "short.wav"
-    y = (0.3 * np.sin(2 * np.pi * 440 * np.arange(11000) / 22000)).astype(np.float32)  # 0.5 s
-    sf.write(short, y, 22000, subtype="FLOAT")
-    looped = prepare.clip_log_mel(short, fe)
-    assert len(looped) == 96
-    # no silent frames at the end, where zero filling leaves ~1.7 s of silence
-    assert looped[-10:].mean() > prepare.clip_log_mel(short, coala_embed.FrontEnd())[-10:].mean() + 5
-
-
 def test_prepare_caps_clips_per_identical_tag_set(corpus, tmp_path):
     clips = [{"path": f"{i}.wav", "tags": ["speech", "voice"] if i < 30 else ["dog", "bark"]} for i in range(34)]
     clips[5]["tags"] = ["voice", "speech", "dropped"]  # same set once tags outside the vocabulary go

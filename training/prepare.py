@@ -1,7 +1,7 @@
 """Corpus -> training patches: the max-energy patch of each clip, per-band scaler, 90/10 stratified split.
 
     python -m training.prepare --corpus /work/corpus --out /work/prepared [--patches-per-clip 1] [--peak-dbfs -6]
-        [--max-clips-per-tag-set 2000] [--context-frames 24] [--short-fill loop]
+        [--max-clips-per-tag-set 2000] [--context-frames 24]
 
 Reads `<corpus>/manifest.jsonl` ({"path", "tags", ...} per clip) and `<corpus>/vocab.json`, leaves out
 the clips that `<corpus>/decontamination.json` excludes (training/decontaminate.py), computes
@@ -53,8 +53,11 @@ def best_patch_starts(frames: np.ndarray, fe: audio.FrontEnd, k: int = 1) -> lis
 
 
 def clip_log_mel(path, fe: audio.FrontEnd) -> np.ndarray:
-    """Unscaled log-mel frames (n_frames, n_mels) of a clip, made up to at least one patch (fe.short_fill)."""
-    return audio.log_mel(audio.fill_short(np.concatenate(list(audio.file_clip_blocks(path, fe))), fe), fe)
+    """Unscaled log-mel frames (n_frames, n_mels) of a clip, zero-padded to at least one patch."""
+    y = np.concatenate(list(audio.file_clip_blocks(path, fe)))
+    if len(y) < fe.min_samples:
+        y = np.pad(y, (0, fe.min_samples - len(y)))
+    return audio.log_mel(y, fe)
 
 
 def _extract(args):
@@ -113,7 +116,7 @@ def write_split(out: Path, split: str, patches: np.ndarray, tags: np.ndarray, fe
 
 def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, seed: int = 0,
             workers: int = 2, limit: int | None = None, peak_dbfs: float | None = None,
-            max_clips_per_tag_set: int | None = None, context_frames: int = 0, short_fill: str = "zeros") -> dict:
+            max_clips_per_tag_set: int | None = None, context_frames: int = 0) -> dict:
     corpus, out = Path(corpus), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -126,7 +129,7 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
     clips = [c for c in clips if any(t in index for t in c["tags"])][:limit]
     if max_clips_per_tag_set is not None:
         clips = cap_tag_sets(clips, index, max_clips_per_tag_set, seed)
-    fe = audio.FrontEnd(peak_dbfs=peak_dbfs, short_fill=short_fill)
+    fe = audio.FrontEnd(peak_dbfs=peak_dbfs)
 
     jobs = [(corpus / c["path"], patches_per_clip, fe, context_frames) for c in clips]
     with Pool(workers) as pool:
@@ -191,12 +194,9 @@ def main(argv=None):
                    help="keep at most N clips (seeded random choice) with any one identical tag set (default: all)")
     p.add_argument("--context-frames", type=int, default=0,
                    help="store N more frames on either side of each patch, for shifted views in training (default 0)")
-    p.add_argument("--short-fill", choices=audio.SHORT_FILLS, default="zeros",
-                   help="make clips shorter than one patch up to one with silence (default) or by looping them; "
-                        "saved in the front end, so inference does the same")
     args = p.parse_args(argv)
     meta = prepare(args.corpus, args.out, args.patches_per_clip, args.val_fraction, args.seed, args.workers, args.limit,
-                   args.peak_dbfs, args.max_clips_per_tag_set, args.context_frames, args.short_fill)
+                   args.peak_dbfs, args.max_clips_per_tag_set, args.context_frames)
     print(json.dumps({k: v for k, v in meta.items() if k not in ("frontend", "tags", "failures")}, indent=1))
 
 
