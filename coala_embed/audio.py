@@ -65,8 +65,15 @@ class FrontEnd:
     # per-band min-max scaler fitted on training patches; None means unscaled log-mel
     scaler_min: tuple[float, ...] | None = None
     scaler_max: tuple[float, ...] | None = None
+    # A clip shorter than one patch (2.2 s) is embedded at this many evenly spaced places in the patch
+    # (silence around it), one patch each, so its mean embedding no longer depends on where in the patch
+    # the sound sits (the 3x3 map keeps time position). 1 is the COALA reference: sound at the start,
+    # silence after. Centred patching (the HEAR adapter) and clip_seconds keep the reference framing.
+    short_positions: int = 1
 
     def __post_init__(self):
+        if not (isinstance(self.short_positions, int) and self.short_positions >= 1):
+            raise ValueError(f"short_positions must be a positive integer, got {self.short_positions!r}")
         for name in ("scaler_min", "scaler_max"):
             value = getattr(self, name)
             if value is not None:
@@ -419,7 +426,9 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
     """Scaled (k, n_mels, patch_frames) patches and their centre times (k,), from mono blocks at fe.sample_rate.
 
     Patches start at frame 0 and every `hop_frames` frames (default: non-overlapping); only whole patches
-    are taken. Audio shorter than one patch is zero-padded to one patch. `center=True` pads half a patch
+    are taken. Audio shorter than one patch is zero-padded to one patch, at `fe.short_positions` places
+    (evenly spaced, from the end of the patch to its start: one patch each, centre times in that order,
+    before t=0 when silence leads). `center=True` pads half a patch
     of silence at both ends so that patch centres start at t=0 (openl3's convention, used by the HEAR
     adapter). `clip_seconds` pads or cuts the signal to a fixed length (the reference pads every clip to
     10 s; zeros only, so the result stays deterministic).
@@ -486,6 +495,10 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
             break  # the rest of the file is cut: do not decode it
     if n_signal == 0:
         raise AudioError("contains no samples")
+    if fe.short_positions > 1 and not center and limit is None and n_signal < fe.min_samples:
+        # nothing was framed yet (that needs a patch's worth): buf is the STFT lead and the whole signal
+        yield _short_patches(buf[half:], fe)
+        return
     # short audio: pad to one patch (centred patching pads a whole patch already)
     tail = 0 if center else max(0, fe.min_samples - n_signal)
     if limit is not None:
@@ -494,6 +507,15 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
         tail += P * hop - lead_samples
     buf = np.concatenate([buf, np.zeros(tail + half, np.float32)])
     yield from compute_frames(True)
+
+
+def _short_patches(y: np.ndarray, fe: FrontEnd) -> tuple[np.ndarray, np.ndarray]:
+    """The `fe.short_positions` patches of a signal shorter than one patch and their centre times."""
+    free = fe.min_samples - len(y)
+    leads = [round(i * free / (fe.short_positions - 1)) for i in reversed(range(fe.short_positions))]
+    patches = np.stack([scale(log_mel(np.pad(y, (lead, free - lead)), fe), fe).T for lead in leads])
+    centres = np.concatenate([patch_centres(np.zeros(1), fe, lead / fe.sample_rate) for lead in leads])
+    return np.ascontiguousarray(patches, np.float32), centres
 
 
 def load_patches_array(y, sr, fe: FrontEnd, **kw) -> tuple[np.ndarray, np.ndarray]:

@@ -339,3 +339,39 @@ def test_clip_seconds_stops_decoding_after_the_cut(model, tmp_path, monkeypatch)
         # 10 s kept, plus one block of look-ahead (peak scan) or of resampler delay: not the 40 s
         assert sum(decoded) <= 12 * 44100
         np.testing.assert_allclose(blocked, whole, atol=1e-5)
+
+
+def test_short_clip_at_several_positions(model, tmp_path):
+    """short_positions=K: a clip shorter than one patch gives K patches, the clip at evenly spaced places,
+    each the patch of the clip preceded by that much silence; longer clips and centred patching as before."""
+    import dataclasses
+
+    from coala_embed import audio
+    from conftest import make_checkpoint
+
+    fe1 = model.frontend
+    fe5 = dataclasses.replace(fe1, short_positions=5)
+    y = tone(0.5, 22000)
+    patches, centres = audio.load_patches_array(y, 22000, fe5)
+    assert patches.shape == (5, 96, 96) and np.all(np.diff(centres) > 0)
+    free = fe1.min_samples - len(y)
+    for i, lead in enumerate([free, round(0.75 * free), round(0.5 * free), round(0.25 * free), 0]):
+        led, led_t = audio.load_patches_array(np.concatenate([np.zeros(lead, np.float32), y]), 22000, fe1)
+        np.testing.assert_allclose(patches[i], led[0], atol=1e-6)  # the same patch as explicit leading silence
+        assert centres[i] == pytest.approx(led_t[0] - lead / 22000)  # times of the clip, not of the padded signal
+    for kw in ({}, {"center": True}):  # longer clips, and centred patching, are framed as with 1 position
+        yy = tone(5.0, 22000) if not kw else y
+        np.testing.assert_array_equal(audio.load_patches_array(yy, 22000, fe5, **kw)[0],
+                                      audio.load_patches_array(yy, 22000, fe1, **kw)[0])
+    with pytest.raises(ValueError, match="short_positions"):
+        audio.FrontEnd(short_positions=0)
+
+    # saved with the weights; the mean is over the K patches, whatever the batch size
+    folder = make_checkpoint(tmp_path / "ckpt", seed=3, frontend=fe5, n_filters=8)
+    m5 = coala_embed.load_model(folder, device="cpu")
+    assert m5.frontend.short_positions == 5
+    frames, ts = get_embedding(y, 22000, model=m5, frames=True)
+    assert frames.shape == (5, 1152 // 16) and len(ts) == 5
+    np.testing.assert_allclose(get_embedding(y, 22000, model=m5), frames.mean(axis=0), atol=1e-6)
+    np.testing.assert_array_equal(get_embedding(y, 22000, model=m5, batch_size=1),
+                                  get_embedding(y, 22000, model=m5, batch_size=7))

@@ -17,7 +17,7 @@ import torch
 import coala_embed
 from coala_embed.model import COALA, ModelConfig
 from training import export, pack, prepare, train
-from training.augment import audio_view, augment, band_ranges, centre_crops, mel_band_centres, shifted_crops
+from training.augment import audio_view, augment, band_ranges, centre_crops, lead_crops, mel_band_centres, shifted_crops
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
 from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent, tag_bce
 
@@ -143,6 +143,25 @@ def test_shifted_crops_cut_each_patch_within_its_context():
                              band_ranges(None, 4), "cpu", context=0)
 
 
+def test_lead_crops_cut_each_patch_up_to_l_frames_earlier():
+    rng = np.random.default_rng(0)
+    x = np.broadcast_to(np.arange(96 + 16, dtype=np.float32), (64, 4, 96 + 16)).copy()  # value = frame index
+    crops = lead_crops(x, 8, 6, rng)
+    starts = crops[:, 0, 0]
+    assert crops.shape == (64, 4, 96) and starts.min() >= 2 and starts.max() <= 8 and len(set(starts)) == 7
+    np.testing.assert_array_equal(crops, np.broadcast_to(starts[:, None, None] + np.arange(96, dtype=np.float32), crops.shape))
+    with pytest.raises(ValueError, match="context"):
+        lead_crops(x, 8, 9, rng)
+
+
+def test_training_with_lead_crops(corpus, tmp_path):
+    data = tmp_path / "wide"
+    prepare.prepare(corpus, data, workers=1, context_frames=8)
+    summary = train.train(_config(variant="e-c", epochs=1, lead_frames=8), tmp_path / "run", data=data)
+    assert np.isfinite(summary["final"]["train_contrastive"])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lead_frames"] == 8
+
+
 def test_training_with_shifted_views_on_context_patches(corpus, tmp_path):
     data = tmp_path / "wide"
     prepare.prepare(corpus, data, workers=1, context_frames=8)
@@ -232,6 +251,9 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):
     emb = coala_embed.get_embedding(y, 22050, model=model)
     assert emb.shape == (1152,) and np.isfinite(emb).all()
     assert len(coala_embed.predict_tags(y, 22050, top_k=3, model=model)) == 3
+    assert model.frontend.short_positions == 1  # the run's front end as prepared
+    export.main(["--run", str(run), "--out", str(tmp_path / "cli")])  # the command line sets the measured framing
+    assert coala_embed.load_model(tmp_path / "cli", device="cpu").frontend.short_positions == export.SHORT_POSITIONS
 
 
 def test_resume_continues_from_the_checkpoint(prepared, tmp_path, capsys):

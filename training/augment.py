@@ -17,6 +17,10 @@ same patch under a random gain, a time mask and a frequency mask (SpecAugment), 
 With `view_shift_frames` S the second view is first cut from the clip S frames or fewer earlier or later
 (`shifted_crops`, on patches prepared with context frames): two overlapping patches of one clip, as in
 COLA, and for a short sound the same sound at another place in the patch.
+
+With `lead_frames` L every training patch itself is cut 0..L frames earlier (`lead_crops`): a short sound,
+stored at the start of its patch, then sits anywhere in the first L frames of it, after silence, as
+inference places it when it averages a short clip over `FrontEnd.short_positions` places.
 """
 from __future__ import annotations
 
@@ -88,6 +92,16 @@ def audio_view(x: np.ndarray, cfg: dict, rng: np.random.Generator, ranges: np.nd
 def centre_crops(x: np.ndarray, context: int) -> np.ndarray:
     """The patches of x (B, bands, frames + 2 context) without their context frames."""
     return x[:, :, context:x.shape[2] - context] if context else x
+
+
+def lead_crops(x: np.ndarray, context: int, max_lead: int, rng: np.random.Generator) -> np.ndarray:
+    """Each patch of x (B, bands, frames + 2 context) cut at its own random 0..max_lead frames earlier."""
+    if not 0 < max_lead <= context:
+        raise ValueError(f"lead_frames={max_lead} needs patches prepared with at least that many context "
+                         f"frames (--context-frames); these have {context}")
+    frames = x.shape[2] - 2 * context
+    starts = context - rng.integers(0, max_lead + 1, len(x))
+    return np.stack([x[i, :, s:s + frames] for i, s in enumerate(starts)])
 
 
 def shifted_crops(x: np.ndarray, context: int, max_shift: int, rng: np.random.Generator) -> np.ndarray:

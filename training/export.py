@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import platform
@@ -17,6 +18,9 @@ from coala_embed.audio import FrontEnd
 from coala_embed.checkpoint import save_checkpoint
 from training.train import build_net
 
+# clips shorter than one patch are embedded at this many places and averaged (EXPERIMENTS.md, "Short clips
+# at several places in the patch": +2.6 fsdd, +1.7 openclonk, +3.3 dspspeech20 for the shipped weights)
+SHORT_POSITIONS = 5
 
 # The weights learn from the corpus of training/sources.csv, whose licences include GPL-2, GPL-2+,
 # GPL-3+, LGPL-2.1+ and CC-BY-SA-3.0/4.0; no single licence satisfies all of them, so none is asserted
@@ -34,8 +38,11 @@ WEIGHTS_LICENCE = {
 }
 
 
-def export_run(run, out, metrics: dict | None = None) -> Path:
-    """Write the run's final network (inference modules), front end with scaler, tags and provenance."""
+def export_run(run, out, metrics: dict | None = None, short_positions: int | None = None) -> Path:
+    """Write the run's final network (inference modules), front end with scaler, tags and provenance.
+
+    short_positions: the inference framing of clips shorter than one patch (FrontEnd.short_positions;
+    training does not use it); None keeps the run's front end as it is."""
     run = Path(run)
     cfg = json.loads((run / "config.json").read_text())
     if cfg.get("frontend") is None:
@@ -56,7 +63,10 @@ def export_run(run, out, metrics: dict | None = None) -> Path:
         "final_epoch": history[-1] if history else None,
         "evaluation": metrics or {},
     }
-    return save_checkpoint(out, net, FrontEnd.from_dict(cfg["frontend"]), cfg["tags"], provenance,
+    frontend = FrontEnd.from_dict(cfg["frontend"])
+    if short_positions is not None:
+        frontend = dataclasses.replace(frontend, short_positions=short_positions)
+    return save_checkpoint(out, net, frontend, cfg["tags"], provenance,
                            licence=WEIGHTS_LICENCE)
 
 
@@ -88,6 +98,9 @@ def main(argv=None):
     p.add_argument("--run", help="training run folder (ckpt.pt, config.json)")
     p.add_argument("--out", help="checkpoint folder to write (e.g. weights)")
     p.add_argument("--metrics", help="results.json of training.evaluate; its accuracies go into the provenance")
+    p.add_argument("--short-positions", type=int, default=SHORT_POSITIONS,
+                   help="places at which a clip shorter than one patch is embedded and averaged at inference "
+                        f"(default {SHORT_POSITIONS}, measured in training/EXPERIMENTS.md; 1 = the COALA reference)")
     p.add_argument("--push", help="checkpoint folder to upload to the Hub")
     p.add_argument("--repo-id", help="Hub repo id for --push")
     args = p.parse_args(argv)
@@ -95,7 +108,7 @@ def main(argv=None):
         print(push_to_hub(args.push, args.repo_id))
         return
     metrics = summarise_evaluation(json.loads(Path(args.metrics).read_text())) if args.metrics else None
-    folder = export_run(args.run, args.out, metrics)
+    folder = export_run(args.run, args.out, metrics, args.short_positions)
     print(f"wrote {folder}: {json.loads((folder / 'config.json').read_text())['weights_sha256']}")
 
 

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from coala_embed.model import COALA, ModelConfig
-from training.augment import audio_view, augment, band_ranges, centre_crops, mel_band_centres, shifted_crops
+from training.augment import audio_view, augment, band_ranges, centre_crops, lead_crops, mel_band_centres, shifted_crops
 from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared, load_prepared_meta
 from training.losses import coala_losses
 from training.prepare import PREPARATION_KEYS
@@ -268,7 +268,9 @@ def train(cfg: dict, out, data=None, hdf5=None) -> dict:
             idx = perm[(b * world + rank) * batch_size:(b * world + rank + 1) * batch_size]
             x, t = augment(*train_set.batch(idx), cfg, aug_rng, band_centres)
             x_view = views_to_input(x, cfg, aug_rng, ranges, device, context)
-            x, t = to_input(centre_crops(x, context), t, device, cfg["channels_last"])
+            lead = cfg.get("lead_frames", 0)
+            x = lead_crops(x, context, lead, aug_rng) if lead else centre_crops(x, context)
+            x, t = to_input(x, t, device, cfg["channels_last"])
             with autocast():
                 losses = model(x, t, x_view)
             optimizer.zero_grad(set_to_none=True)
