@@ -426,9 +426,9 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
     """Scaled (k, n_mels, patch_frames) patches and their centre times (k,), from mono blocks at fe.sample_rate.
 
     Patches start at frame 0 and every `hop_frames` frames (default: non-overlapping); only whole patches
-    are taken. Audio shorter than one patch is zero-padded to one patch, at `fe.short_positions` places
-    (evenly spaced, from the end of the patch to its start: one patch each, centre times in that order,
-    before t=0 when silence leads). `center=True` pads half a patch
+    are taken. Audio shorter than one patch is zero-padded to one patch, at `fe.short_positions` evenly
+    spaced places (one patch each: the sound first at the end of its patch, last at the start, so centre
+    times increase; they fall before t=0 when silence leads). `center=True` pads half a patch
     of silence at both ends so that patch centres start at t=0 (openl3's convention, used by the HEAR
     adapter). `clip_seconds` pads or cuts the signal to a fixed length (the reference pads every clip to
     10 s; zeros only, so the result stays deterministic).
