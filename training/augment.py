@@ -94,21 +94,21 @@ def centre_crops(x: np.ndarray, context: int) -> np.ndarray:
     return x[:, :, context:x.shape[2] - context] if context else x
 
 
-def lead_crops(x: np.ndarray, context: int, max_lead: int, rng: np.random.Generator) -> np.ndarray:
-    """Each patch of x (B, bands, frames + 2 context) cut at its own random 0..max_lead frames earlier."""
-    if not 0 < max_lead <= context:
-        raise ValueError(f"lead_frames={max_lead} needs patches prepared with at least that many context "
+def _crops_at(x: np.ndarray, context: int, offsets: np.ndarray, reach: int, key: str) -> np.ndarray:
+    """Each patch of x (B, bands, frames + 2 context) cut `offsets[i]` frames from its centre crop
+    (negative: earlier); `key`, the setting asking for up to `reach` frames, is named if context is short."""
+    if not 0 < reach <= context:
+        raise ValueError(f"{key}={reach} needs patches prepared with at least that many context "
                          f"frames (--context-frames); these have {context}")
     frames = x.shape[2] - 2 * context
-    starts = context - rng.integers(0, max_lead + 1, len(x))
-    return np.stack([x[i, :, s:s + frames] for i, s in enumerate(starts)])
+    return np.stack([x[i, :, context + o:context + o + frames] for i, o in enumerate(offsets)])
+
+
+def lead_crops(x: np.ndarray, context: int, max_lead: int, rng: np.random.Generator) -> np.ndarray:
+    """Each patch of x (B, bands, frames + 2 context) cut at its own random 0..max_lead frames earlier."""
+    return _crops_at(x, context, -rng.integers(0, max_lead + 1, len(x)), max_lead, "lead_frames")
 
 
 def shifted_crops(x: np.ndarray, context: int, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Each patch of x (B, bands, frames + 2 context) cut at its own random shift of -max_shift..max_shift frames."""
-    if not 0 < max_shift <= context:
-        raise ValueError(f"view_shift_frames={max_shift} needs patches prepared with at least that many context "
-                         f"frames (--context-frames); these have {context}")
-    frames = x.shape[2] - 2 * context
-    starts = context + rng.integers(-max_shift, max_shift + 1, len(x))
-    return np.stack([x[i, :, s:s + frames] for i, s in enumerate(starts)])
+    return _crops_at(x, context, rng.integers(-max_shift, max_shift + 1, len(x)), max_shift, "view_shift_frames")
