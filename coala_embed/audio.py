@@ -70,10 +70,17 @@ class FrontEnd:
     # the sound sits (the 3x3 map keeps time position). 1 is the COALA reference: sound at the start,
     # silence after. Centred patching (the HEAR adapter) and clip_seconds keep the reference framing.
     short_positions: int = 1
+    # Audio left over after the last whole patch of a longer clip is padded with silence into one more
+    # patch when it lasts more than this fraction of a patch (0 <= x < 1), as a short clip is padded; None
+    # drops it (the COALA reference: only whole patches, so a 3-s clip loses its last 0.8 s). Centred
+    # patching and clip_seconds keep the reference framing.
+    pad_tail_over: float | None = None
 
     def __post_init__(self):
         if not (isinstance(self.short_positions, int) and self.short_positions >= 1):
             raise ValueError(f"short_positions must be a positive integer, got {self.short_positions!r}")
+        if self.pad_tail_over is not None and not 0 <= self.pad_tail_over < 1:
+            raise ValueError(f"pad_tail_over must be None or in [0, 1), got {self.pad_tail_over!r}")
         for name in ("scaler_min", "scaler_max"):
             value = getattr(self, name)
             if value is not None:
@@ -426,7 +433,9 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
     """Scaled (k, n_mels, patch_frames) patches and their centre times (k,), from mono blocks at fe.sample_rate.
 
     Patches start at frame 0 and every `hop_frames` frames (default: non-overlapping); only whole patches
-    are taken. Audio shorter than one patch is zero-padded to one patch, at `fe.short_positions` evenly
+    are taken, unless `fe.pad_tail_over` is set: then audio after the last whole patch that lasts more
+    than that fraction of a patch is zero-padded into one more patch on the same grid. Audio shorter than
+    one patch is zero-padded to one patch, at `fe.short_positions` evenly
     spaced places (one patch each: the sound first at the end of its patch, last at the start, so centre
     times increase; they fall before t=0 when silence leads). `center=True` pads half a patch
     of silence at both ends so that patch centres start at t=0 (openl3's convention, used by the HEAR
@@ -503,10 +512,26 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
     tail = 0 if center else max(0, fe.min_samples - n_signal)
     if limit is not None:
         tail = max(tail, limit - n_signal)
+    elif fe.pad_tail_over is not None and not center and n_signal >= fe.min_samples:
+        tail = _tail_padding(n_signal, fe, hop_frames)
     if center:
         tail += P * hop - lead_samples
     buf = np.concatenate([buf, np.zeros(tail + half, np.float32)])
     yield from compute_frames(True)
+
+
+def _tail_padding(n_signal: int, fe: FrontEnd, hop_frames: int) -> int:
+    """Zeros to append to a signal of at least one patch so that the audio after its last whole patch
+    becomes one more patch (on the grid of starts every hop_frames), when that audio spans more than
+    fe.pad_tail_over of a patch; else 0."""
+    P, hop = fe.patch_frames, fe.hop_length
+    n_frames = 1 + n_signal // hop  # centred STFT frames of the signal
+    n_whole = (n_frames - P) // hop_frames + 1
+    left = n_frames - ((n_whole - 1) * hop_frames + P)  # frames after the end of the last whole patch
+    if left <= fe.pad_tail_over * P:
+        return 0
+    next_start = n_whole * hop_frames
+    return (next_start + P - 1) * hop - n_signal  # the fewest zeros that give frame next_start + P - 1
 
 
 def _short_patches(y: np.ndarray, fe: FrontEnd) -> tuple[np.ndarray, np.ndarray]:

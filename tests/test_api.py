@@ -375,3 +375,60 @@ def test_short_clip_at_several_positions(model, tmp_path):
     np.testing.assert_allclose(get_embedding(y, 22000, model=m5), frames.mean(axis=0), atol=1e-6)
     np.testing.assert_array_equal(get_embedding(y, 22000, model=m5, batch_size=1),
                                   get_embedding(y, 22000, model=m5, batch_size=7))
+
+
+def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
+    """pad_tail_over=x: audio after the last whole patch lasting more than x of a patch becomes one more
+    patch, exactly the patch of the clip padded with that much explicit silence; less is dropped, as in
+    the reference; streaming, overlapping hops, centred patching and clip_seconds behave as they should."""
+    import dataclasses
+
+    from coala_embed import audio
+    from conftest import make_checkpoint
+
+    fe = model.frontend
+    fe_pad = dataclasses.replace(fe, pad_tail_over=0.25)
+    P, hop = fe.patch_frames, fe.hop_length
+    patch = P * hop
+    padded_lengths = []
+    for seconds in (2.3, 3.0, 5.0, 6.0):
+        y = tone(seconds, 22000)
+        ref, ref_t = audio.load_patches_array(y, 22000, fe)
+        got, got_t = audio.load_patches_array(y, 22000, fe_pad)
+        left = (1 + len(y) // hop) - len(ref) * P  # frames after the last whole patch
+        if left <= 0.25 * P:  # 2.3 s and 5.0 s: under a quarter patch left over, framed as before
+            np.testing.assert_array_equal(got, ref)
+            continue
+        padded_lengths.append(seconds)
+        assert len(got) == len(ref) + 1
+        np.testing.assert_array_equal(got[:-1], ref)  # the whole patches are untouched
+        padded = np.concatenate([y, np.zeros((len(ref) + 1) * patch, np.float32)])  # more silence than needed
+        want, want_t = audio.load_patches_array(padded, 22000, fe)
+        np.testing.assert_allclose(got[-1], want[len(ref)], atol=1e-6)
+        assert got_t[-1] == pytest.approx(want_t[len(ref)])
+    assert padded_lengths == [3.0, 6.0]
+    assert len(audio.load_patches_array(tone(2.3, 22000), 22000, dataclasses.replace(fe, pad_tail_over=0.0))[0]) == 2
+
+    y = tone(3.0, 22000)  # a hop of half a patch: one more patch on the same grid of starts
+    half_ref, half_t = audio.load_patches_array(y, 22000, fe, hop_frames=48)
+    half_pad, half_pad_t = audio.load_patches_array(y, 22000, fe_pad, hop_frames=48)
+    assert len(half_pad) == len(half_ref) + 1 and half_pad_t[-1] - half_t[-1] == pytest.approx(48 * hop / 22000)
+    for kw in ({"center": True}, {"clip_seconds": 10.0}):  # reference framing kept
+        np.testing.assert_array_equal(audio.load_patches_array(y, 22000, fe_pad, **kw)[0],
+                                      audio.load_patches_array(y, 22000, fe, **kw)[0])
+    with pytest.raises(ValueError, match="pad_tail_over"):
+        audio.FrontEnd(pad_tail_over=1.0)
+
+    # saved with the weights; files streamed in small blocks give the same vectors as arrays
+    folder = make_checkpoint(tmp_path / "ckpt", seed=3, frontend=fe_pad, n_filters=8)
+    m = coala_embed.load_model(folder, device="cpu")
+    assert m.frontend.pad_tail_over == 0.25
+    frames, ts = get_embedding(y, 22000, model=m, frames=True)
+    assert len(frames) == 2 and np.all(np.diff(ts) > 0)
+    path = tmp_path / "long.wav"
+    sf.write(path, y, 22000, subtype="FLOAT")
+    monkeypatch.setattr(coala_embed.audio, "READ_BLOCK_SECONDS", 0.5)
+    (_, from_file, file_t, err), = coala_embed.embed_files([str(path)], model=m)
+    assert err is None
+    np.testing.assert_allclose(from_file, frames, atol=1e-5)
+    np.testing.assert_allclose(file_t, ts)

@@ -251,9 +251,12 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):
     emb = coala_embed.get_embedding(y, 22050, model=model)
     assert emb.shape == (1152,) and np.isfinite(emb).all()
     assert len(coala_embed.predict_tags(y, 22050, top_k=3, model=model)) == 3
-    assert model.frontend.short_positions == 1  # the run's front end as prepared
+    assert model.frontend.short_positions == 1 and model.frontend.pad_tail_over is None  # the run's, as prepared
     export.main(["--run", str(run), "--out", str(tmp_path / "cli")])  # the command line sets the measured framing
-    assert coala_embed.load_model(tmp_path / "cli", device="cpu").frontend.short_positions == export.SHORT_POSITIONS
+    fe = coala_embed.load_model(tmp_path / "cli", device="cpu").frontend
+    assert fe.short_positions == export.SHORT_POSITIONS and fe.pad_tail_over == export.PAD_TAIL_OVER
+    export.main(["--run", str(run), "--out", str(tmp_path / "ref"), "--short-positions", "1", "--pad-tail-over", "none"])
+    assert coala_embed.load_model(tmp_path / "ref", device="cpu").frontend == model.frontend  # the COALA framing
 
 
 def test_resume_continues_from_the_checkpoint(prepared, tmp_path, capsys):

@@ -21,6 +21,9 @@ from training.train import build_net
 # clips shorter than one patch are embedded at this many places and averaged (EXPERIMENTS.md, "Short clips
 # at several places in the patch": +2.4 fsdd, +2.1 openclonk, +3.4 dspspeech20 for the shipped weights)
 SHORT_POSITIONS = 3
+# audio after the last whole patch of a longer clip becomes one more (silence-padded) patch when it lasts
+# more than this fraction of a patch (EXPERIMENTS.md, "The end of a clip": +1.9 on the held-out notes)
+PAD_TAIL_OVER = 0.25
 
 # The weights learn from the corpus of training/sources.csv, whose licences include GPL-2, GPL-2+,
 # GPL-3+, LGPL-2.1+ and CC-BY-SA-3.0/4.0; no single licence satisfies all of them, so none is asserted
@@ -38,11 +41,13 @@ WEIGHTS_LICENCE = {
 }
 
 
-def export_run(run, out, metrics: dict | None = None, short_positions: int | None = None) -> Path:
+def export_run(run, out, metrics: dict | None = None, short_positions: int | None = None,
+               pad_tail_over: float | str | None = "keep") -> Path:
     """Write the run's final network (inference modules), front end with scaler, tags and provenance.
 
-    short_positions: the inference framing of clips shorter than one patch (FrontEnd.short_positions;
-    training does not use it); None keeps the run's front end as it is."""
+    short_positions, pad_tail_over: the inference framing of clips shorter than one patch and of the end
+    of longer clips (FrontEnd.short_positions, FrontEnd.pad_tail_over; training uses neither); None
+    (short_positions) and "keep" (pad_tail_over, whose None means "drop the end") keep the run's front end."""
     run = Path(run)
     cfg = json.loads((run / "config.json").read_text())
     if cfg.get("frontend") is None:
@@ -66,6 +71,8 @@ def export_run(run, out, metrics: dict | None = None, short_positions: int | Non
     frontend = FrontEnd.from_dict(cfg["frontend"])
     if short_positions is not None:
         frontend = dataclasses.replace(frontend, short_positions=short_positions)
+    if pad_tail_over != "keep":
+        frontend = dataclasses.replace(frontend, pad_tail_over=pad_tail_over)
     return save_checkpoint(out, net, frontend, cfg["tags"], provenance,
                            licence=WEIGHTS_LICENCE)
 
@@ -93,6 +100,10 @@ def push_to_hub(folder, repo_id: str, private: bool = False, token: str | None =
     return str(commit)
 
 
+def _fraction_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="training run folder (ckpt.pt, config.json)")
@@ -101,6 +112,10 @@ def main(argv=None):
     p.add_argument("--short-positions", type=int, default=SHORT_POSITIONS,
                    help="places at which a clip shorter than one patch is embedded and averaged at inference "
                         f"(default {SHORT_POSITIONS}, measured in training/EXPERIMENTS.md; 1 = the COALA reference)")
+    p.add_argument("--pad-tail-over", type=_fraction_or_none, default=PAD_TAIL_OVER, metavar="X|none",
+                   help="the end of a clip after its last whole patch becomes one more silence-padded patch when it "
+                        f"lasts more than X of a patch (default {PAD_TAIL_OVER}, measured in training/EXPERIMENTS.md; "
+                        "none = the COALA reference, which drops it)")
     p.add_argument("--push", help="checkpoint folder to upload to the Hub")
     p.add_argument("--repo-id", help="Hub repo id for --push")
     args = p.parse_args(argv)
@@ -108,7 +123,7 @@ def main(argv=None):
         print(push_to_hub(args.push, args.repo_id))
         return
     metrics = summarise_evaluation(json.loads(Path(args.metrics).read_text())) if args.metrics else None
-    folder = export_run(args.run, args.out, metrics, args.short_positions)
+    folder = export_run(args.run, args.out, metrics, args.short_positions, args.pad_tail_over)
     print(f"wrote {folder}: {json.loads((folder / 'config.json').read_text())['weights_sha256']}")
 
 
