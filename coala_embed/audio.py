@@ -527,10 +527,12 @@ def _tail_padding(n_signal: int, fe: FrontEnd, hop_frames: int) -> int:
     P, hop = fe.patch_frames, fe.hop_length
     n_frames = 1 + n_signal // hop  # centred STFT frames of the signal
     n_whole = (n_frames - P) // hop_frames + 1
-    left = n_frames - ((n_whole - 1) * hop_frames + P)  # frames after the end of the last whole patch
+    next_start = n_whole * hop_frames
+    # frames the next patch would add: after the last whole patch's end, and (hops longer than a patch
+    # skip audio by design) after the next patch's start
+    left = n_frames - max((n_whole - 1) * hop_frames + P, next_start)
     if left <= fe.pad_tail_over * P:
         return 0
-    next_start = n_whole * hop_frames
     return (next_start + P - 1) * hop - n_signal  # the fewest zeros that give frame next_start + P - 1
 
 

@@ -413,6 +413,10 @@ def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
     half_ref, half_t = audio.load_patches_array(y, 22000, fe, hop_frames=48)
     half_pad, half_pad_t = audio.load_patches_array(y, 22000, fe_pad, hop_frames=48)
     assert len(half_pad) == len(half_ref) + 1 and half_pad_t[-1] - half_t[-1] == pytest.approx(48 * hop / 22000)
+    y7 = tone(7.66, 22000)  # 330 frames; hops longer than a patch skip audio: pad only for audio past the next start
+    assert len(audio.load_patches_array(y7, 22000, fe_pad, hop_frames=120)[0]) == 3  # starts 0, 120, 240 (+90 frames)
+    np.testing.assert_array_equal(audio.load_patches_array(y7, 22000, fe_pad, hop_frames=200)[0],  # next start 400:
+                                  audio.load_patches_array(y7, 22000, fe, hop_frames=200)[0])  # no silent patch
     for kw in ({"center": True}, {"clip_seconds": 10.0}):  # reference framing kept
         np.testing.assert_array_equal(audio.load_patches_array(y, 22000, fe_pad, **kw)[0],
                                       audio.load_patches_array(y, 22000, fe, **kw)[0])
