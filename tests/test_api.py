@@ -341,13 +341,19 @@ def test_clip_seconds_stops_decoding_after_the_cut(model, tmp_path, monkeypatch)
         np.testing.assert_allclose(blocked, whole, atol=1e-5)
 
 
+def _small_model_with(frontend, tmp_path):
+    """A small fixed checkpoint with this front end, saved and loaded back (the front end travels with it)."""
+    from conftest import make_checkpoint
+
+    return coala_embed.load_model(make_checkpoint(tmp_path / "ckpt", seed=3, frontend=frontend, n_filters=8), device="cpu")
+
+
 def test_short_clip_at_several_positions(model, tmp_path):
     """short_positions=K: a clip shorter than one patch gives K patches, the clip at evenly spaced places,
     each the patch of the clip preceded by that much silence; longer clips and centred patching as before."""
     import dataclasses
 
     from coala_embed import audio
-    from conftest import make_checkpoint
 
     fe1 = model.frontend
     fe5 = dataclasses.replace(fe1, short_positions=5)
@@ -367,8 +373,7 @@ def test_short_clip_at_several_positions(model, tmp_path):
         audio.FrontEnd(short_positions=0)
 
     # saved with the weights; the mean is over the K patches, whatever the batch size
-    folder = make_checkpoint(tmp_path / "ckpt", seed=3, frontend=fe5, n_filters=8)
-    m5 = coala_embed.load_model(folder, device="cpu")
+    m5 = _small_model_with(fe5, tmp_path)
     assert m5.frontend.short_positions == 5
     frames, ts = get_embedding(y, 22000, model=m5, frames=True)
     assert frames.shape == (5, 1152 // 16) and len(ts) == 5
@@ -384,7 +389,6 @@ def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
     import dataclasses
 
     from coala_embed import audio
-    from conftest import make_checkpoint
 
     fe = model.frontend
     fe_pad = dataclasses.replace(fe, pad_tail_over=0.25)
@@ -424,8 +428,7 @@ def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
         audio.FrontEnd(pad_tail_over=1.0)
 
     # saved with the weights; files streamed in small blocks give the same vectors as arrays
-    folder = make_checkpoint(tmp_path / "ckpt", seed=3, frontend=fe_pad, n_filters=8)
-    m = coala_embed.load_model(folder, device="cpu")
+    m = _small_model_with(fe_pad, tmp_path)
     assert m.frontend.pad_tail_over == 0.25
     frames, ts = get_embedding(y, 22000, model=m, frames=True)
     assert len(frames) == 2 and np.all(np.diff(ts) > 0)

@@ -41,13 +41,11 @@ WEIGHTS_LICENCE = {
 }
 
 
-def export_run(run, out, metrics: dict | None = None, short_positions: int | None = None,
-               pad_tail_over: float | str | None = "keep") -> Path:
+def export_run(run, out, metrics: dict | None = None, framing: dict | None = None) -> Path:
     """Write the run's final network (inference modules), front end with scaler, tags and provenance.
 
-    short_positions, pad_tail_over: the inference framing of clips shorter than one patch and of the end
-    of longer clips (FrontEnd.short_positions, FrontEnd.pad_tail_over; training uses neither); None
-    (short_positions) and "keep" (pad_tail_over, whose None means "drop the end") keep the run's front end."""
+    framing: front-end fields that training does not use, set for inference (e.g. {"short_positions": 3,
+    "pad_tail_over": 0.25}); None keeps the run's front end as it is."""
     run = Path(run)
     cfg = json.loads((run / "config.json").read_text())
     if cfg.get("frontend") is None:
@@ -68,11 +66,7 @@ def export_run(run, out, metrics: dict | None = None, short_positions: int | Non
         "final_epoch": history[-1] if history else None,
         "evaluation": metrics or {},
     }
-    frontend = FrontEnd.from_dict(cfg["frontend"])
-    if short_positions is not None:
-        frontend = dataclasses.replace(frontend, short_positions=short_positions)
-    if pad_tail_over != "keep":
-        frontend = dataclasses.replace(frontend, pad_tail_over=pad_tail_over)
+    frontend = dataclasses.replace(FrontEnd.from_dict(cfg["frontend"]), **(framing or {}))
     return save_checkpoint(out, net, frontend, cfg["tags"], provenance,
                            licence=WEIGHTS_LICENCE)
 
@@ -123,7 +117,8 @@ def main(argv=None):
         print(push_to_hub(args.push, args.repo_id))
         return
     metrics = summarise_evaluation(json.loads(Path(args.metrics).read_text())) if args.metrics else None
-    folder = export_run(args.run, args.out, metrics, args.short_positions, args.pad_tail_over)
+    framing = {"short_positions": args.short_positions, "pad_tail_over": args.pad_tail_over}
+    folder = export_run(args.run, args.out, metrics, framing)
     print(f"wrote {folder}: {json.loads((folder / 'config.json').read_text())['weights_sha256']}")
 
 
