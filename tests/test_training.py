@@ -506,3 +506,15 @@ def test_device_train_probes_plans_trains_and_exports_side_by_side(prepared, tmp
         assert model.net.cfg.variant == variant
         with tarfile.open(tmp_path / "work" / "export" / f"{name}.tar") as tar:
             assert {f"{name}/model.safetensors", f"{name}/config.json", f"{name}/log.jsonl"} <= set(tar.getnames())
+
+
+def test_device_train_fixed_epochs_skips_the_probe(prepared, tmp_path):
+    from training import device_train
+
+    pack.pack(prepared, tmp_path / "packed", workers=1)
+    device_train.main(["--packed", str(tmp_path / "packed"), "--work", str(tmp_path / "work"), "--budget-s", "3",
+                       "--stop-s", "300", "--epochs", "2", "--threads", "1",
+                       "--run", "s1", "variant=e-c batch_size=8 device=cpu seed=1"])
+    plan = json.loads((tmp_path / "work" / "export" / "plan.json").read_text())
+    assert not (tmp_path / "work" / "probe").exists() and "patches_per_s_probe" not in plan["s1"]
+    assert plan["s1"]["exit"] == 0 and plan["s1"]["epochs"] == plan["s1"]["final"]["epoch"] == 2

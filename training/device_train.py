@@ -14,7 +14,8 @@ Why side by side: this network is small (1M parameters in the audio encoder), so
 process, which batches and augments in NumPy on one CPU core, leaves an H200 mostly idle; several
 processes share the GPU's time instead of queuing for a device budget of minutes. A run still going
 at --stop-s (default 1.25 x the budget plus a minute to start) is stopped and its last epoch's
-checkpoint exported; `plan.json` says which.
+checkpoint exported; `plan.json` says which. `--epochs N` trains every run N epochs instead, with no
+probe: to repeat a recipe (other seeds of a run whose epochs are fixed).
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def main(argv=None):
     p.add_argument("--budget-s", type=float, required=True, help="seconds of training for every run together")
     p.add_argument("--stop-s", type=float, help="stop runs still going after this many seconds "
                    "(default: 1.25 x the budget plus a minute to start)")
+    p.add_argument("--epochs", type=int, help="train every run this many epochs (no probe, no plan from the budget): "
+                   "to repeat a recipe, e.g. with other seeds")
     p.add_argument("--probe-batches", type=int, default=120)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads per run")
     p.add_argument("--run", nargs=2, action="append", required=True, metavar=("NAME", "SETTINGS"),
@@ -85,17 +88,19 @@ def main(argv=None):
     common = {"num_threads": args.threads, "png_every": 0, "log_every": 0}
     print(f"unpacked in {time.time() - t0:.0f} s: {n_train} training patches", flush=True)
 
-    probes = {name: train_command(args.config, data, work / "probe" / name, settings,
-                                  {**common, "epochs": 1, "max_batches_per_epoch": args.probe_batches})
-              for name, settings in args.run}
-    t1 = time.time()
-    run_side_by_side(probes, work / "logs" / "probe", timeout_s=300)
-    rates = {name: last_row(work / "probe" / name).get("patches_per_s") for name in probes}
-    print(f"probe ({time.time() - t1:.0f} s), patches/s side by side: {rates}", flush=True)
-
-    plan = {name: {"patches_per_s_probe": rate,
-                   "epochs": max(1, math.floor(args.budget_s * TRAIN_SHARE * rate / n_train)) if rate else None}
-            for name, rate in rates.items()}
+    if args.epochs:
+        plan = {name: {"epochs": args.epochs} for name, _ in args.run}
+    else:
+        probes = {name: train_command(args.config, data, work / "probe" / name, settings,
+                                      {**common, "epochs": 1, "max_batches_per_epoch": args.probe_batches})
+                  for name, settings in args.run}
+        t1 = time.time()
+        run_side_by_side(probes, work / "logs" / "probe", timeout_s=300)
+        rates = {name: last_row(work / "probe" / name).get("patches_per_s") for name in probes}
+        print(f"probe ({time.time() - t1:.0f} s), patches/s side by side: {rates}", flush=True)
+        plan = {name: {"patches_per_s_probe": rate,
+                       "epochs": max(1, math.floor(args.budget_s * TRAIN_SHARE * rate / n_train)) if rate else None}
+                for name, rate in rates.items()}
     runs = {name: train_command(args.config, data, work / "runs" / name, settings,
                                 {**common, "epochs": plan[name]["epochs"]})
             for name, settings in args.run if plan[name]["epochs"]}
