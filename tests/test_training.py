@@ -518,3 +518,40 @@ def test_device_train_fixed_epochs_skips_the_probe(prepared, tmp_path):
     plan = json.loads((tmp_path / "work" / "export" / "plan.json").read_text())
     assert not (tmp_path / "work" / "probe").exists() and "patches_per_s_probe" not in plan["s1"]
     assert plan["s1"]["exit"] == 0 and plan["s1"]["epochs"] == plan["s1"]["final"]["epoch"] == 2
+
+
+def test_soup_averages_fine_tunes_and_refuses_other_starts(tmp_path):
+    """training.soup: every tensor of the soup is the mean of its ingredients', the front end, tags and
+    licence are kept, each ingredient is named in the provenance; a checkpoint with another front end
+    (e.g. another corpus's scaler) is refused, naming it."""
+    from conftest import make_checkpoint
+
+    from coala_embed.checkpoint import save_checkpoint
+    from training import soup
+
+    a = coala_embed.load_model(make_checkpoint(tmp_path / "a", seed=0, n_filters=8), device="cpu")
+    torch.manual_seed(1)
+    with torch.no_grad():  # a "fine-tune" of a: same network, front end and tags, other weights
+        for t in a.net.state_dict().values():
+            if t.is_floating_point():
+                t.add_(torch.randn_like(t))
+    save_checkpoint(tmp_path / "b", a.net, a.frontend, a.tags)
+    a, b = (coala_embed.load_model(tmp_path / n, device="cpu") for n in "ab")
+    soup.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "soup")])
+    s = coala_embed.load_model(tmp_path / "soup", device="cpu")
+    sa, sb, ss = a.net.state_dict(), b.net.state_dict(), s.net.state_dict()
+    for k in sa:
+        if sa[k].is_floating_point():
+            torch.testing.assert_close(ss[k], (sa[k] + sb[k]) / 2)
+    assert s.frontend == a.frontend and s.tags == a.tags and s.config["licence"]["spdx"] == "NOASSERTION"
+    assert [i["weights_sha256"] for i in s.config["provenance"]["ingredients"]] == [a.sha256, b.sha256]
+    y = np.random.default_rng(0).uniform(-0.3, 0.3, 22000 * 3).astype(np.float32)
+    assert coala_embed.get_embedding(y, 22000, model=s).shape == (a.embedding_size,)
+
+    make_checkpoint(tmp_path / "c", seed=2, n_filters=8)  # another scaler
+    with pytest.raises(ValueError, match="c: its front end differs"):
+        soup.soup([tmp_path / "a", tmp_path / "c"], tmp_path / "bad")
+    with pytest.raises(ValueError, match="at least two"):
+        soup.soup([tmp_path / "a"], tmp_path / "bad")
+    with pytest.raises(ValueError, match="other tensors or shapes"):
+        soup.average_states([sa, {k: v for k, v in sa.items() if "running" not in k}])

@@ -28,11 +28,14 @@ def test_bundled_checkpoint_verifies_and_has_the_reference_front_end(model):
     assert len(model.tags) == model.net.cfg.n_tags == len(set(model.tags))
 
 
-def test_provenance_names_the_corpus_the_training_run_and_its_evaluation(model):
+def test_provenance_names_the_corpus_the_training_runs_and_the_evaluation(model):
     prov = model.config["provenance"]
     assert len(prov["corpus_manifest_sha256"]) == 64
-    assert prov["training_config"]["variant"] == model.net.cfg.variant
-    assert prov["epochs_trained"] >= 1 and prov["training_seconds"] > 0
+    runs = prov.get("ingredients", [prov])  # a soup (training/soup.py) lists every run averaged into it
+    for run in runs:
+        assert run["training_config"]["variant"] == model.net.cfg.variant
+        assert run["epochs_trained"] >= 1 and run["training_seconds"] > 0
+        assert run["corpus_manifest_sha256"] == prov["corpus_manifest_sha256"]
     assert "esc50-dev" in prov["evaluation"]["accuracy"]
 
 
