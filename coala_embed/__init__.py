@@ -8,22 +8,18 @@
 """
 from .audio import SAMPLE_RATE, AudioError, FrontEnd
 from .checkpoint import CheckpointError, Model, load_model, save_checkpoint
-from .core import (
-    FileResult,
-    align_audio,
-    embed_files,
-    get_embedding,
-    get_tag_embedding,
-    predict_tags,
-    process_file,
-)
+from .core import embed_files, get_embedding, process_file
+from .engine import clip_mean
 from .model import COALA, ModelConfig
+from .options import EmbedOptions
+from .sinks import FileResult
+from .tags import align_audio, get_tag_embedding, predict_tags
 
 from .version import __version__
 EMBEDDING_SIZE = 1152
 
 __all__ = [
     "SAMPLE_RATE", "EMBEDDING_SIZE", "AudioError", "CheckpointError", "FrontEnd", "Model", "ModelConfig", "COALA",
-    "FileResult", "load_model", "save_checkpoint", "get_embedding", "process_file", "embed_files",
-    "get_tag_embedding", "align_audio", "predict_tags",
+    "EmbedOptions", "FileResult", "load_model", "save_checkpoint", "get_embedding", "process_file", "embed_files",
+    "clip_mean", "get_tag_embedding", "align_audio", "predict_tags",
 ]

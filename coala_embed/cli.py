@@ -10,6 +10,7 @@ sub-folder layout under the output folder, so `a/x.wav` and `b/x.wav` do not col
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import sys
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import click
 
-from .audio import RESAMPLERS
-from .core import DEFAULT_BATCH_SIZE, PRECISIONS
+from .options import PRECISIONS, EmbedOptions
+from .decode import RESAMPLERS
+from .sinks import OUTPUT_FORMATS
 from .version import __version__
 
 AUDIO_EXTENSIONS = frozenset({
@@ -135,7 +137,7 @@ def _audio_seconds(path) -> float:
 
 def _load(model, device):
     from .checkpoint import CheckpointError
-    from .core import get_model
+    from .engine import get_model
 
     try:
         return get_model(model, device)
@@ -181,23 +183,31 @@ def main():
     """
 
 
+_CHOICES = {"resampler": RESAMPLERS, "precision": PRECISIONS}
+
+
+def _check_option(ctx, param, value):
+    """Validate one option as EmbedOptions does (its message, under the flag's name)."""
+    if value is not None:
+        try:
+            EmbedOptions(**{param.name: value})
+        except (TypeError, ValueError) as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
 def _common_options(f):
-    f = click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-                     help="Encoder arithmetic: bf16 is faster on CPUs with AVX512-BF16/AMX and on CUDA, "
-                          "fp16 on CUDA; both move embeddings slightly (cosine to fp32 > 0.999).")(f)
-    f = click.option("--workers", "num_workers", type=click.IntRange(min=0), default=None,
-                     help="Threads decoding and computing log-mel of the next files while the encoder runs; "
-                          "0: none [default: 1 on CPU (2 above 8 cores), up to 8 with CUDA].")(f)
-    f = click.option("--resampler", type=click.Choice(RESAMPLERS), default="soxr_hq", show_default=True,
-                     help="Resampling filter: soxr's HQ (streaming) or resampy's kaiser_best / kaiser_fast.")(f)
-    f = click.option("--center", is_flag=True,
-                     help="Pad half a patch at both ends so that patch centres start at t=0.")(f)
+    """--model and --device, then one flag per field of EmbedOptions (declared in coala_embed.options)."""
+    for field in reversed(dataclasses.fields(EmbedOptions)):
+        flag, help_text = field.metadata["flag"], field.metadata["help"]
+        if field.type == "bool":
+            f = click.option(flag, field.name, is_flag=True, help=help_text)(f)
+            continue
+        kind = click.Choice(_CHOICES[field.name]) if field.name in _CHOICES else int if "int" in field.type else float
+        f = click.option(flag, field.name, type=kind, default=field.default, callback=_check_option,
+                         show_default=field.default is not None, help=help_text)(f)
     f = click.option("--device", default=None,
                      help="Torch device, e.g. cpu, cuda, cuda:1 [default: cuda if available, else cpu].")(f)
-    f = click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
-                     help="Patches per forward pass, shared across files; results do not depend on it.")(f)
-    f = click.option("--hop-size", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="Seconds between patch starts [default: one patch, ~2.23 s, non-overlapping].")(f)
     f = click.option("--model", "model_source", default=None, metavar="SOURCE",
                      help="Checkpoint folder or file, or Hugging Face Hub id org/name[@revision] "
                           "[default: the weights bundled with the package].")(f)
@@ -210,7 +220,7 @@ def _common_options(f):
               help="Folder for the .npz outputs (created if needed) [default: beside each input].")
 @click.option("--suffix", default=None, help="Write <stem>_<suffix>.npz instead of <stem>.npz.")
 @click.option("--overwrite", is_flag=True, help="Re-embed files whose output exists (default: skip them).")
-@click.option("--format", "output_format", type=click.Choice(["npz", "parquet"]), default="npz", show_default=True,
+@click.option("--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="npz", show_default=True,
               help="One .npz per file, or one Parquet table per shard (--output-dir/embeddings*.parquet, "
                    "needs pyarrow).")
 @click.option("--frames", is_flag=True, help="With --format parquet: also store patch embeddings and timestamps.")
@@ -219,8 +229,8 @@ def _common_options(f):
                    "[default under torchrun: RANK/WORLD_SIZE, on GPU LOCAL_RANK].")
 @_common_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages; errors and summary only.")
-def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, shard, model_source, hop_size,
-                  batch_size, device, center, resampler, num_workers, precision, quiet):
+def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, shard, model_source, device, quiet,
+                  **option_kw):
     """Embed audio files: INPUTS are files, folders (recursive) or glob patterns.
 
     Writes one <stem>[_suffix].npz per file holding `embedding` (T, 1152) float32 patch embeddings,
@@ -278,9 +288,8 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
 
     try:
         process_file([p for p, _ in files], output_dir=folders, suffix=suffix, overwrite=overwrite, model=model,
-                     hop_size=hop_size, batch_size=batch_size, center=center, resampler=resampler,
                      on_result=on_result, shard=shard, output_format=output_format, frames=frames,
-                     num_workers=num_workers, precision=precision)
+                     options=EmbedOptions(**option_kw))
     except (OSError, RuntimeError, ValueError) as e:  # no output folder; a table made otherwise or in use
         raise click.ClickException(str(e))
     except KeyboardInterrupt:
@@ -318,17 +327,16 @@ def _expand_or_exit(inputs):
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Tags per file.")
 @click.option("--list-tags", is_flag=True, help="Print the model's tag vocabulary, one tag per line, and exit.")
 @_common_options
-def tags_command(inputs, top_k, list_tags, model_source, hop_size, batch_size, device, center, resampler,
-                 num_workers, precision):
+def tags_command(inputs, top_k, list_tags, model_source, device, **option_kw):
     """Print zero-shot tags of audio files (files, folders or glob patterns).
 
     Tags are the model's vocabulary words whose aligned vectors are closest (cosine similarity) to the
     clip's aligned audio vector. One line per file: `path<TAB>tag (similarity), ...`.
     `--list-tags` prints the vocabulary instead (the words `get_tag_embedding` accepts).
     """
-    import numpy as np
-
-    from .core import _rank_tags, embed_files
+    from .core import embed_files
+    from .engine import clip_mean
+    from .tags import rank_tags
 
     if list_tags:
         click.echo("\n".join(_load(model_source, device).tags))
@@ -340,18 +348,20 @@ def tags_command(inputs, top_k, list_tags, model_source, hop_size, batch_size, d
     if not model.net.has_tag_space:
         raise click.ClickException(f"this {model.net.cfg.variant} checkpoint has no tag space to predict tags with")
     failed = len(problems)
-    for path, emb, _, error in embed_files([p for p, _ in files], model=model, hop_size=hop_size,
-                                           batch_size=batch_size, center=center, resampler=resampler,
-                                           num_workers=num_workers, precision=precision):
+    for path, emb, _, error in embed_files([p for p, _ in files], model=model, options=EmbedOptions(**option_kw)):
         if error is not None:
             click.echo(f"failed: {error}", err=True)
             failed += 1
             continue
-        mean = emb.mean(axis=0, dtype=np.float64).astype(np.float32)[None]
-        ranked = _rank_tags(model, mean, top_k)[0]
+        ranked = rank_tags(model, clip_mean(emb)[None], top_k)[0]
         click.echo(f"{path}\t" + ", ".join(f"{tag} ({sim:.3f})" for tag, sim in ranked))
     sys.exit(1 if failed else 0)
 
+
+from .search_cli import map_command, search_command  # noqa: E402  (coala-embed search, coala-embed map)
+
+main.add_command(search_command)
+main.add_command(map_command)
 
 if __name__ == "__main__":  # python -m coala_embed.cli
     main()

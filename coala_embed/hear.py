@@ -22,7 +22,8 @@ from torch import nn
 
 from .checkpoint import Model
 from .checkpoint import load_model as _load_checkpoint
-from .core import DEFAULT_BATCH_SIZE, get_embedding
+from .core import get_embedding
+from .options import DEFAULT_BATCH_SIZE
 
 SAMPLE_RATE = 22050
 TIMESTAMP_HOP_FRAMES = 2

@@ -1,4 +1,4 @@
-"""Embeddings as one Apache Parquet table per shard (`process_file(..., output_format="parquet")`).
+"""The Parquet sink: embeddings as one Apache Parquet table per shard (`output_format="parquet"`).
 
 One row per input file: path, status ('written' or 'failed'), error, duration (seconds, from the
 file's header), embedding (the clip embedding, fixed-size list of float32) and, with frames=True,
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine import clip_mean
 from .shard import shard_name
+from .sinks import FileResult
 
 ROWS_PER_PART = 256  # rows per committed part (and so per row group of the table)
 SECONDS_PER_PART = 60.0  # at most this much work is lost to a kill
@@ -101,7 +103,7 @@ class TableWriter:
 
     def add(self, path: str, error: str | None, duration: float | None, embeddings=None, timestamps=None):
         """One file's row: its patch embeddings (T, dim) float32 and timestamps (T,), or an error."""
-        self._rows.append(make_row(path, error, duration, embeddings, timestamps, self.frames))
+        self._rows.append(row(path, error, duration, embeddings, timestamps, self.frames))
         self._bytes += 0 if self._rows[-1][4] is None else self._rows[-1][4].nbytes
         if (len(self._rows) >= ROWS_PER_PART or self._bytes >= BYTES_PER_PART
                 or time.monotonic() - self._since >= SECONDS_PER_PART):
@@ -146,14 +148,14 @@ class TableWriter:
             self._lock.close()
 
 
-def make_row(path, error, duration, embeddings, timestamps, frames: bool) -> tuple:
+def row(path, error, duration, embeddings, timestamps, frames: bool) -> tuple:
     """(path, error, duration, clip embedding, patch embeddings, timestamps); the patches only with frames."""
-    mean = None if embeddings is None else embeddings.mean(axis=0, dtype=np.float64).astype(np.float32)
+    mean = None if embeddings is None else clip_mean(embeddings)
     return (path, error, duration, mean) + ((embeddings, timestamps) if frames else (None, None))
 
 
 def to_table(rows, schema):
-    """A pyarrow Table of rows from make_row, with the given schema (from `schema`)."""
+    """A pyarrow Table of rows from `row`, with the given schema (from `schema`)."""
     import pyarrow as pa
 
     dim = schema.field("embedding").type.list_size
@@ -236,45 +238,38 @@ class _lock:
         self.f.close()
 
 
-def write_table(paths, output_dir, suffix=None, shard=None, overwrite=False, model=None, frames=False,
-                on_result=None, **embed_kw):
-    """process_file's Parquet output: embed the paths not yet in the shard's table, then merge."""
-    from .core import FileResult, embed_files
+class ParquetSink:
+    """process_file's Parquet output: a path already 'written' in the shard's table is skipped, the
+    others are embedded and added as rows; close() merges. A path given twice is embedded once."""
 
-    if output_dir is None or isinstance(output_dir, (list, tuple)):
-        raise ValueError('output_format="parquet" needs one output_dir (the folder of the table)')
-    require_pyarrow()
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    target = table_path(output_dir, suffix, shard)
-    settings = {"weights_sha256": model.sha256,
-                **{k: v for k, v in sorted(embed_kw.items()) if k not in ("batch_size", "device", "num_workers")}}
-    writer = TableWriter(target, model.embedding_size, frames, settings, overwrite)
-    results, todo = {}, []
+    def __init__(self, *, output_dir, folders, suffix, overwrite: bool, shard, frames: bool, embedding_size: int,
+                 settings: dict):
+        if output_dir is None or isinstance(output_dir, (list, tuple)):
+            raise ValueError('output_format="parquet" needs one output_dir (the folder of the table)')
+        require_pyarrow()
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        self.target = table_path(output_dir, suffix, shard)
+        self.writer = TableWriter(self.target, embedding_size, frames, settings, overwrite)
 
-    def report(path, result):
-        results[path] = result
-        if on_result is not None:
-            on_result(result)
+    def skip(self, i: int, path) -> FileResult | None:
+        path = os.fspath(path)
+        return FileResult(path, str(self.target), "skipped") if path in self.writer.done else None
 
-    for p in dict.fromkeys(map(os.fspath, paths)):  # a path given twice is embedded once
-        if p in writer.done:
-            report(p, FileResult(p, str(target), "skipped"))
-        else:
-            todo.append(p)
-    try:
-        for path, emb, ts, error in embed_files(todo, model=model, **embed_kw):
-            writer.add(path, error, _duration(path), emb, ts)
-            report(path, FileResult(path, str(target), "failed" if error else "written", error,
-                                    0 if emb is None else len(emb)))
-    finally:
-        writer.close()
-    return [results[os.fspath(p)] for p in paths]
+    def add(self, i: int, path, embeddings, timestamps, error) -> FileResult:
+        path = os.fspath(path)
+        self.writer.add(path, error, duration_of(path), embeddings, timestamps)
+        return FileResult(path, str(self.target), "failed" if error else "written", error,
+                          0 if embeddings is None else len(embeddings))
+
+    def close(self):
+        self.writer.close()
 
 
-def _duration(path) -> float | None:
+def duration_of(path) -> float | None:
+    """The file's duration from its header, or None when unreadable (its row's error says why)."""
     try:
         import soundfile as sf
 
         return float(sf.info(path).duration)
-    except Exception:  # the row's error says why the file is unreadable
+    except Exception:
         return None

@@ -11,35 +11,32 @@ file system on a multi-node cluster). Needs `pip install "coala-embed[ray]"`.
 """
 from __future__ import annotations
 
-from .core import DEFAULT_BATCH_SIZE
+from .options import EmbedOptions
 
 
 class _Embedder:
     """The callable class of `map_batches`: Ray builds one per worker, so the model loads once per worker."""
 
-    def __init__(self, model, device, frames, embed_kw):
-        from . import parquet
-        from .core import get_model
+    def __init__(self, model, device, frames: bool, options: EmbedOptions):
+        from .engine import get_model
+        from .parquet import schema
 
         self.model = get_model(model, device)
-        self.frames, self.embed_kw = frames, embed_kw
-        settings = {"weights_sha256": self.model.sha256, **embed_kw}
-        settings.pop("batch_size")
-        self.schema = parquet.schema(self.model.embedding_size, frames, settings)
+        self.frames, self.options = frames, options
+        self.schema = schema(self.model.embedding_size, frames, {"weights_sha256": self.model.sha256, **options.identity()})
 
     def __call__(self, batch):
         from .core import embed_files
-        from .parquet import _duration, make_row, to_table
+        from .parquet import duration_of, row, to_table
 
-        rows = [make_row(path, error, _duration(path), emb, ts, self.frames)
-                for path, emb, ts, error in embed_files(batch["path"].to_pylist(), model=self.model, **self.embed_kw)]
+        rows = [row(path, error, duration_of(path), emb, ts, self.frames)
+                for path, emb, ts, error in embed_files(batch["path"].to_pylist(), model=self.model, options=self.options)]
         return to_table(rows, self.schema)
 
 
 def embed_dataset(data, model=None, batch_size: int = 32, num_workers: int | None = None,
-                  num_gpus_per_worker: float = 0, frames: bool = False, hop_size: float | None = None,
-                  center: bool = False, clip_seconds: float | None = None, resampler: str = "soxr_hq",
-                  encoder_batch_size: int = DEFAULT_BATCH_SIZE, **map_batches_kw):
+                  num_gpus_per_worker: float = 0, frames: bool = False, options: EmbedOptions | None = None,
+                  encoder_batch_size: int | None = None, **kw):
     """A lazy Ray Dataset of the embeddings of audio files (nothing runs until it is consumed or written).
 
     Args:
@@ -49,12 +46,19 @@ def embed_dataset(data, model=None, batch_size: int = 32, num_workers: int | Non
         batch_size: files handed to a worker at a time (one output block).
         num_workers: the size of the pool of workers (Ray actors); default: Ray scales it to the cluster.
         num_gpus_per_worker: GPUs reserved per worker (1: one worker per GPU); 0 runs on CPU.
-        frames, hop_size, center, clip_seconds, resampler: as in `process_file` and `get_embedding`.
+        frames: as in `process_file`.
+        options, **kw: the embedding options of `get_embedding` (hop_size, center, clip_seconds, resampler,
+            precision; `num_workers` and `batch_size` mean Ray's here, so a worker's front-end threads and
+            patches per forward pass are `options=EmbedOptions(num_workers=..., batch_size=...)`).
         encoder_batch_size: patches per forward pass inside a worker (`batch_size` of `get_embedding`).
-        map_batches_kw: passed to `Dataset.map_batches` (e.g. num_cpus=4, memory=...).
+        kw: the other keyword arguments go to `Dataset.map_batches` (e.g. num_cpus=4, memory=...).
     """
     import ray.data
 
+    option_kw, map_batches_kw = EmbedOptions.split(kw)
+    if encoder_batch_size is not None:
+        option_kw["batch_size"] = encoder_batch_size
+    options = EmbedOptions.of(options, "embed_dataset", **option_kw)
     if isinstance(data, ray.data.Dataset):
         if "path" not in data.columns():
             raise ValueError(f"the dataset needs a 'path' column, it has {data.columns()}")
@@ -62,11 +66,9 @@ def embed_dataset(data, model=None, batch_size: int = 32, num_workers: int | Non
     else:
         dataset = ray.data.from_items([{"path": str(p)} for p in data])
     pool = ray.data.ActorPoolStrategy(size=num_workers) if num_workers else ray.data.ActorPoolStrategy(min_size=1)
-    embed_kw = dict(hop_size=hop_size, center=center, clip_seconds=clip_seconds, resampler=resampler,
-                    batch_size=encoder_batch_size)
     device = "cuda" if num_gpus_per_worker else "cpu"  # Ray shows each worker only its own GPUs
     model = None if model is None else str(model)
     return dataset.map_batches(_Embedder, batch_size=batch_size, batch_format="pyarrow", compute=pool,
                                num_gpus=num_gpus_per_worker or None,
-                               fn_constructor_kwargs=dict(model=model, device=device, frames=frames, embed_kw=embed_kw),
+                               fn_constructor_kwargs=dict(model=model, device=device, frames=frames, options=options),
                                **map_batches_kw)

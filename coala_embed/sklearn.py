@@ -21,9 +21,10 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_array
 
-from . import core
 from .audio import AudioError
 from .checkpoint import Model
+from .engine import array_job, clip_mean, embed_jobs, file_job, get_model
+from .options import EmbedOptions
 
 
 class CoalaEmbedder(TransformerMixin, BaseEstimator):
@@ -50,7 +51,7 @@ class CoalaEmbedder(TransformerMixin, BaseEstimator):
         self.device = device
 
     def _model(self) -> Model:
-        return core.get_model(self.model, self.device)
+        return get_model(self.model, self.device)
 
     def fit(self, X=None, y=None):
         """Check X's form if given (nothing is decoded, nothing is learnt), load the model; returns self."""
@@ -90,22 +91,22 @@ class CoalaEmbedder(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """Embed each item of X; returns (n_items, embedding_size) float32."""
+        options = EmbedOptions(hop_size=self.hop_size, batch_size=self.batch_size)
         model = self._model()
         items = self._items(X)
-        hop_frames = model.frontend.hop_frames(self.hop_size)
         jobs = []
         for i, item in enumerate(items):
             if isinstance(item, (str, os.PathLike)):
-                jobs.append((i, core._file_job(item, model, hop_frames, False, None, "soxr_hq")))
+                jobs.append((i, file_job(item, model, options)))
             else:
                 if self.sr is None:
                     raise ValueError("array inputs need the sample rate: CoalaEmbedder(sr=...)")
-                jobs.append((i, core._array_job(item, self.sr, f"X[{i}]", model, hop_frames, False, None, "soxr_hq")))
+                jobs.append((i, array_job(item, self.sr, f"X[{i}]", model, options)))
         out = np.zeros((len(items), model.embedding_size), np.float32)
-        for i, emb, _, error in core._embed_jobs(model, jobs, self.batch_size):
+        for i, emb, _, error in embed_jobs(model, jobs, options):
             if error is not None:
                 raise AudioError(error)
-            out[i] = emb.mean(axis=0, dtype=np.float64)
+            out[i] = clip_mean(emb)
         return out
 
     def get_feature_names_out(self, input_features=None):

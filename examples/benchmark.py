@@ -86,19 +86,19 @@ def staged(paths, model, batch_size, resampler="soxr_hq", precisions=("fp32", "b
     """The pipeline of process_file, one stage at a time, timed; the encoder once per precision."""
     import torch
 
-    from coala_embed import audio, core
+    from coala_embed import core, decode, encoder, patches
 
     t = dict(decode=0.0, resample=0.0, mel=0.0)
     fe = model.frontend
     all_patches = []
     for p in paths:
         t0 = time.perf_counter()
-        rate, blocks = audio.mono_blocks_from_file(p)
+        rate, blocks = decode.mono_blocks_from_file(p)
         decoded = list(blocks)
         t1 = time.perf_counter()
-        blocks = list(audio.clip_blocks(lambda: iter(decoded), rate, fe, resampler))  # peak level (if set), resample
+        blocks = list(decode.clip_blocks(lambda: iter(decoded), rate, fe, resampler))  # peak level (if set), resample
         t2 = time.perf_counter()
-        all_patches += [x for x, _ in audio.iter_patches(blocks, fe)]
+        all_patches += [x for x, _ in patches.iter_patches(blocks, fe)]
         t3 = time.perf_counter()
         t["decode"] += t1 - t0
         t["resample"] += t2 - t1
@@ -107,7 +107,7 @@ def staged(paths, model, batch_size, resampler="soxr_hq", precisions=("fp32", "b
     for precision in precisions:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bf16 where it is slow: measured all the same
-            encoder, fmt, dtype = core._inference_encoder(model, precision)
+            encoder, fmt, dtype = encoder.inference_encoder(model, precision)
         with torch.inference_mode():
             encoder(torch.from_numpy(patches[:batch_size]).unsqueeze(1).to(dtype).contiguous(memory_format=fmt))
             t0 = time.perf_counter()
@@ -133,9 +133,9 @@ def mfcc_baseline(paths):
 def encoder_sweep(model, seconds_per_patch, duration=1.5):
     import torch
 
-    from coala_embed import core
+    from coala_embed import encoder
 
-    fast, fmt, _ = core._inference_encoder(model)
+    fast, fmt, _ = encoder.inference_encoder(model)
     x = torch.from_numpy(np.random.RandomState(0).rand(128, 1, 96, 96).astype(np.float32))
     rows = []
     for bs in (8, 32, 64, 128):
@@ -268,14 +268,14 @@ def main(argv=None):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from coala_embed import audio, core, pipeline, process_file
+    from coala_embed import core, decode, encoder, options, pipeline, process_file
 
-    batch_size = args.batch_size or core.DEFAULT_BATCH_SIZE
+    batch_size = args.batch_size or options.DEFAULT_BATCH_SIZE
     cpu = platform.processor() or platform.machine()
     if os.path.exists("/proc/cpuinfo"):
         names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    bf16_native = core._cpu_has("_is_avx512_bf16_supported") or core._cpu_has("_is_amx_tile_supported")
+    bf16_native = encoder._cpu_has("_is_avx512_bf16_supported") or encoder._cpu_has("_is_amx_tile_supported")
     out = {"load_start": os.getloadavg(), "threads": torch.get_num_threads(), "batch_size": batch_size,
            "cpus": os.cpu_count(), "cpu": cpu, "torch": torch.__version__, "bf16_native": bf16_native,
            "workers": pipeline.default_workers("cpu")}
@@ -359,14 +359,14 @@ def main(argv=None):
         if args.resampler_files > 0:
             n = min(args.resampler_files, len(paths))
             log(f"\nresamplers ({args.sr} -> {model.frontend.sample_rate} Hz, {n} files):")
-            decoded = [np.concatenate(list(audio.mono_blocks_from_file(p)[1])) for p in paths[:n]]
+            decoded = [np.concatenate(list(decode.mono_blocks_from_file(p)[1])) for p in paths[:n]]
             sub = n * args.seconds
             out["resamplers"] = {}
-            for name in audio.RESAMPLERS:
-                list(audio.resample_blocks([decoded[0][: args.sr]], args.sr, model.frontend.sample_rate, name))
+            for name in decode.RESAMPLERS:
+                list(decode.resample_blocks([decoded[0][: args.sr]], args.sr, model.frontend.sample_rate, name))
                 t0 = time.perf_counter()
                 for y in decoded:
-                    list(audio.resample_blocks([y], args.sr, model.frontend.sample_rate, name))
+                    list(decode.resample_blocks([y], args.sr, model.frontend.sample_rate, name))
                 w = time.perf_counter() - t0
                 out["resamplers"][name] = sub / w
                 log(f"  {name:12s} {sub / w:8.0f}x real time")

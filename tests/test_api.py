@@ -1,6 +1,7 @@
 """The Python API: shapes, determinism, files and their outputs, the tag side."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ import soundfile as sf
 
 import coala_embed
 from coala_embed import get_embedding, get_tag_embedding, predict_tags, process_file
-from coala_embed import core
+from coala_embed import core, sinks
 
 from conftest import TAGS, tone, write_wav
 
@@ -92,7 +93,10 @@ def test_npz_contents(model, wav_dir, tmp_path):
     assert [r.status for r in results] == ["written"] * 3
     assert sorted(os.listdir(out)) == ["a_coala.npz", "b_coala.npz", "c_coala.npz"]
     with np.load(out / "b_coala.npz") as z:
-        assert set(z.files) == {"embedding", "timestamps", "mean"}
+        assert set(z.files) == {"embedding", "timestamps", "mean", "settings"}
+        settings = json.loads(str(z["settings"]))  # what made it, as a Parquet table's metadata records
+        assert settings == {"weights_sha256": model.sha256, "hop_size": None, "center": False,
+                            "clip_seconds": None, "resampler": "soxr_hq", "precision": "fp32"}
         assert z["embedding"].shape == (2, 1152) and z["embedding"].dtype == np.float32
         assert z["timestamps"].shape == (2,) and z["timestamps"].dtype == np.float64
         assert z["mean"].shape == (1152,) and z["mean"].dtype == np.float32
@@ -155,7 +159,7 @@ def test_atomic_write_leaves_no_partial_file(model, wav_dir, tmp_path, monkeypat
             raise OSError(28, "No space left on device")
         return real_savez(f, **arrays)
 
-    monkeypatch.setattr(core.np, "savez", failing_savez)
+    monkeypatch.setattr(sinks.np, "savez", failing_savez)
     results = process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
     assert [r.status for r in results] == ["written", "failed", "written"]
     assert "No space left" in results[1].error and "b.wav" in results[1].error
@@ -164,10 +168,10 @@ def test_atomic_write_leaves_no_partial_file(model, wav_dir, tmp_path, monkeypat
     # an interrupt (not an error) mid-write also leaves nothing behind, and the re-run resumes
     calls["n"] = 1
     with pytest.raises(KeyboardInterrupt):
-        monkeypatch.setattr(core.np, "savez", lambda f, **a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        monkeypatch.setattr(sinks.np, "savez", lambda f, **a: (_ for _ in ()).throw(KeyboardInterrupt()))
         process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
     assert sorted(os.listdir(out)) == ["a.npz", "c.npz"]
-    monkeypatch.setattr(core.np, "savez", real_savez)
+    monkeypatch.setattr(sinks.np, "savez", real_savez)
     results = process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
     assert [r.status for r in results] == ["skipped", "written", "skipped"]
     assert sorted(os.listdir(out)) == ["a.npz", "b.npz", "c.npz"]
@@ -271,7 +275,7 @@ def test_fast_inference_path_matches_the_network(model):
     """core folds BatchNorm into the convolutions and runs channels-last; it must equal the plain network."""
     import torch
 
-    from coala_embed.audio import load_patches_array
+    from coala_embed.patches import load_patches_array
 
     y = tone(7.0, 44100, 350, seed=5)
     frames, _ = get_embedding(y, 44100, model=model, frames=True, batch_size=3)
@@ -297,8 +301,8 @@ def test_peak_normalised_front_end_ignores_input_gain(model, tmp_path, monkeypat
     # a file gives what its array gives, whether held after the peak pass or (long) decoded twice
     path = tmp_path / "quiet.wav"
     sf.write(path, 0.02 * y, 44100, subtype="FLOAT")
-    for hold_seconds in (coala_embed.audio.HOLD_SECONDS, 1.0):
-        monkeypatch.setattr(coala_embed.audio, "HOLD_SECONDS", hold_seconds)
+    for hold_seconds in (coala_embed.decode.HOLD_SECONDS, 1.0):
+        monkeypatch.setattr(coala_embed.decode, "HOLD_SECONDS", hold_seconds)
         (_, e, _, err), = coala_embed.embed_files([str(path)], model=peak_model)
         assert err is None
         np.testing.assert_allclose(e.mean(axis=0), quiet, atol=1e-5)
@@ -325,14 +329,14 @@ def test_clip_seconds_stops_decoding_after_the_cut(model, tmp_path, monkeypatch)
         (_, whole, _, err), = coala_embed.embed_files([str(path)], model=m, clip_seconds=10.0)  # one 30-s block
         assert err is None
         decoded = []
-        real_open = coala_embed.audio.mono_blocks_from_file
+        real_open = coala_embed.decode.mono_blocks_from_file
 
         def counting_open(p, name=None):
             sr, blocks = real_open(p, name)
             return sr, (decoded.append(len(b)) or b for b in blocks)
 
-        monkeypatch.setattr(coala_embed.audio, "READ_BLOCK_SECONDS", 1.0)
-        monkeypatch.setattr(coala_embed.audio, "mono_blocks_from_file", counting_open)
+        monkeypatch.setattr(coala_embed.decode, "READ_BLOCK_SECONDS", 1.0)
+        monkeypatch.setattr(coala_embed.decode, "mono_blocks_from_file", counting_open)
         (_, blocked, _, err), = coala_embed.embed_files([str(path)], model=m, clip_seconds=10.0)
         monkeypatch.undo()
         assert err is None
@@ -350,10 +354,10 @@ def _small_model_with(frontend, tmp_path):
 
 def _assert_same_patches(y, fe_a, fe_b, **kw):
     """Both front ends frame y into the same patches (e.g. a framing option that must not touch this case)."""
-    from coala_embed import audio
+    from coala_embed import patches as patching
 
-    np.testing.assert_array_equal(audio.load_patches_array(y, 22000, fe_a, **kw)[0],
-                                  audio.load_patches_array(y, 22000, fe_b, **kw)[0])
+    np.testing.assert_array_equal(patching.load_patches_array(y, 22000, fe_a, **kw)[0],
+                                  patching.load_patches_array(y, 22000, fe_b, **kw)[0])
 
 
 def test_short_clip_at_several_positions(model, tmp_path):
@@ -361,22 +365,22 @@ def test_short_clip_at_several_positions(model, tmp_path):
     each the patch of the clip preceded by that much silence; longer clips and centred patching as before."""
     import dataclasses
 
-    from coala_embed import audio
+    from coala_embed import patches as patching
 
     fe1 = model.frontend
     fe5 = dataclasses.replace(fe1, short_positions=5)
     y = tone(0.5, 22000)
-    patches, centres = audio.load_patches_array(y, 22000, fe5)
+    patches, centres = patching.load_patches_array(y, 22000, fe5)
     assert patches.shape == (5, 96, 96) and np.all(np.diff(centres) > 0)
     free = fe1.min_samples - len(y)
     for i, lead in enumerate([free, round(0.75 * free), round(0.5 * free), round(0.25 * free), 0]):
-        led, led_t = audio.load_patches_array(np.concatenate([np.zeros(lead, np.float32), y]), 22000, fe1)
+        led, led_t = patching.load_patches_array(np.concatenate([np.zeros(lead, np.float32), y]), 22000, fe1)
         np.testing.assert_allclose(patches[i], led[0], atol=1e-6)  # the same patch as explicit leading silence
         assert centres[i] == pytest.approx(led_t[0] - lead / 22000)  # times of the clip, not of the padded signal
     for kw in ({}, {"center": True}):  # longer clips, and centred patching, are framed as with 1 position
         _assert_same_patches(tone(5.0, 22000) if not kw else y, fe5, fe1, **kw)
     with pytest.raises(ValueError, match="short_positions"):
-        audio.FrontEnd(short_positions=0)
+        patching.FrontEnd(short_positions=0)
 
     # saved with the weights; the mean is over the K patches, whatever the batch size
     m5 = _small_model_with(fe5, tmp_path)
@@ -394,7 +398,7 @@ def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
     the reference; streaming, overlapping hops, centred patching and clip_seconds behave as they should."""
     import dataclasses
 
-    from coala_embed import audio
+    from coala_embed import patches as patching
 
     fe = model.frontend
     fe_pad = dataclasses.replace(fe, pad_tail_over=0.25)
@@ -403,8 +407,8 @@ def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
     padded_lengths = []
     for seconds in (2.3, 3.0, 5.0, 6.0):
         y = tone(seconds, 22000)
-        ref, ref_t = audio.load_patches_array(y, 22000, fe)
-        got, got_t = audio.load_patches_array(y, 22000, fe_pad)
+        ref, ref_t = patching.load_patches_array(y, 22000, fe)
+        got, got_t = patching.load_patches_array(y, 22000, fe_pad)
         left = (1 + len(y) // hop) - len(ref) * P  # frames after the last whole patch
         if left <= 0.25 * P:  # 2.3 s and 5.0 s: under a quarter patch left over, framed as before
             np.testing.assert_array_equal(got, ref)
@@ -413,23 +417,23 @@ def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
         assert len(got) == len(ref) + 1
         np.testing.assert_array_equal(got[:-1], ref)  # the whole patches are untouched
         padded = np.concatenate([y, np.zeros((len(ref) + 1) * patch, np.float32)])  # more silence than needed
-        want, want_t = audio.load_patches_array(padded, 22000, fe)
+        want, want_t = patching.load_patches_array(padded, 22000, fe)
         np.testing.assert_allclose(got[-1], want[len(ref)], atol=1e-6)
         assert got_t[-1] == pytest.approx(want_t[len(ref)])
     assert padded_lengths == [3.0, 6.0]
-    assert len(audio.load_patches_array(tone(2.3, 22000), 22000, dataclasses.replace(fe, pad_tail_over=0.0))[0]) == 2
+    assert len(patching.load_patches_array(tone(2.3, 22000), 22000, dataclasses.replace(fe, pad_tail_over=0.0))[0]) == 2
 
     y = tone(3.0, 22000)  # a hop of half a patch: one more patch on the same grid of starts
-    half_ref, half_t = audio.load_patches_array(y, 22000, fe, hop_frames=48)
-    half_pad, half_pad_t = audio.load_patches_array(y, 22000, fe_pad, hop_frames=48)
+    half_ref, half_t = patching.load_patches_array(y, 22000, fe, hop_frames=48)
+    half_pad, half_pad_t = patching.load_patches_array(y, 22000, fe_pad, hop_frames=48)
     assert len(half_pad) == len(half_ref) + 1 and half_pad_t[-1] - half_t[-1] == pytest.approx(48 * hop / 22000)
     y7 = tone(7.66, 22000)  # 330 frames; hops longer than a patch skip audio: pad only for audio past the next start
-    assert len(audio.load_patches_array(y7, 22000, fe_pad, hop_frames=120)[0]) == 3  # starts 0, 120, 240 (+90 frames)
+    assert len(patching.load_patches_array(y7, 22000, fe_pad, hop_frames=120)[0]) == 3  # starts 0, 120, 240 (+90 frames)
     _assert_same_patches(y7, fe_pad, fe, hop_frames=200)  # next start 400: no silent patch
     for kw in ({"center": True}, {"clip_seconds": 10.0}):  # reference framing kept
         _assert_same_patches(y, fe_pad, fe, **kw)
     with pytest.raises(ValueError, match="pad_tail_over"):
-        audio.FrontEnd(pad_tail_over=1.0)
+        patching.FrontEnd(pad_tail_over=1.0)
 
     # saved with the weights; files streamed in small blocks give the same vectors as arrays
     m = _small_model_with(fe_pad, tmp_path)
@@ -438,7 +442,7 @@ def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
     assert len(frames) == 2 and np.all(np.diff(ts) > 0)
     path = tmp_path / "long.wav"
     sf.write(path, y, 22000, subtype="FLOAT")
-    monkeypatch.setattr(coala_embed.audio, "READ_BLOCK_SECONDS", 0.5)
+    monkeypatch.setattr(coala_embed.decode, "READ_BLOCK_SECONDS", 0.5)
     (_, from_file, file_t, err), = coala_embed.embed_files([str(path)], model=m)
     assert err is None
     np.testing.assert_allclose(from_file, frames, atol=1e-5)

@@ -187,9 +187,9 @@ def test_unusable_device(ckpt_dir, wav_dir, tmp_path):
 
 
 def test_interrupt_leaves_complete_files_and_resumes(run, wav_dir, tmp_path, monkeypatch):
-    from coala_embed import core
+    from coala_embed import sinks
 
-    real = core._write_npz_atomic
+    real = sinks.write_npz_atomic
     calls = {"n": 0}
 
     def interrupt_second(target, **arrays):
@@ -198,12 +198,12 @@ def test_interrupt_leaves_complete_files_and_resumes(run, wav_dir, tmp_path, mon
             raise KeyboardInterrupt
         return real(target, **arrays)
 
-    monkeypatch.setattr(core, "_write_npz_atomic", interrupt_second)
+    monkeypatch.setattr(sinks, "write_npz_atomic", interrupt_second)
     out = tmp_path / "feats"
     r = run(wav_dir, "-o", out)
     assert r.exit_code == 130 and "run the same command again to resume" in r.stderr
     assert os.listdir(out) == ["a.npz"]
-    monkeypatch.setattr(core, "_write_npz_atomic", real)
+    monkeypatch.setattr(sinks, "write_npz_atomic", real)
     r = run(wav_dir, "-o", out)
     assert r.exit_code == 0 and "2 written, 1 skipped" in r.stderr
 

@@ -42,8 +42,8 @@ def events(seconds, seed, sr=SR):
 
 
 def prints(y, sr):
-    return dc.landmarks(np.concatenate(list(dc.audio.clip_blocks(
-        lambda: dc.audio.mono_blocks_from_array(y, sr), sr, dc.FRONT_END))))
+    return dc.landmarks(np.concatenate(list(dc.decode.clip_blocks(
+        lambda: dc.decode.mono_blocks_from_array(y, sr), sr, dc.FRONT_END))))
 
 
 def unrelated(seconds=3.0):

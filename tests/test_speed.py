@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from coala_embed import audio
+from coala_embed import audio, decode
 
 from conftest import tone, write_wav
 
@@ -63,7 +63,7 @@ def test_mono_mix_equals_numpy_mean(channels):
         block = (scale * rng.randn(20001, channels)).astype(np.float32)
         block[::97], block[1::89] = -0.0, 0.0
         ref = block.mean(axis=1, dtype=np.float32)
-        ours = audio._checked_mono(block, "x")
+        ours = decode._checked_mono(block, "x")
         assert ours.dtype == np.float32 and np.array_equal(ours, ref) and np.array_equal(np.signbit(ours), np.signbit(ref))
 
 
@@ -226,21 +226,21 @@ def test_bf16_stays_close_to_fp32(model, recwarn):
 def test_precision_is_checked_and_slow_precisions_warn(model, monkeypatch):
     import torch
 
-    from coala_embed import core
+    from coala_embed import encoder
 
     with pytest.raises(ValueError, match="precision must be one of"):
-        core.check_precision("int8", torch.device("cpu"))
-    monkeypatch.setattr(core, "_cpu_has", lambda feature: False)
+        encoder.check_precision("int8", torch.device("cpu"))
+    monkeypatch.setattr(encoder, "_cpu_has", lambda feature: False)
     with pytest.warns(UserWarning, match="neither AVX512-BF16 nor AMX"):
-        assert core.check_precision("bf16", torch.device("cpu")) == torch.bfloat16
+        assert encoder.check_precision("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.warns(UserWarning, match="no AMX-FP16"):
-        core.check_precision("fp16", torch.device("cpu"))
-    monkeypatch.setattr(core, "_cpu_has", lambda feature: True)
+        encoder.check_precision("fp16", torch.device("cpu"))
+    monkeypatch.setattr(encoder, "_cpu_has", lambda feature: True)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert core.check_precision("bf16", torch.device("cpu")) == torch.bfloat16
-        assert core.check_precision("fp32", torch.device("cpu")) == torch.float32
+        assert encoder.check_precision("bf16", torch.device("cpu")) == torch.bfloat16
+        assert encoder.check_precision("fp32", torch.device("cpu")) == torch.float32
 
 
 def test_cli_workers_and_precision(ckpt_dir, wav_dir, tmp_path, recwarn):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import maximum_filter
 
-from coala_embed import audio
+from coala_embed import audio, decode
 from training.corpus import find_audio
 
 RATE = 8000
@@ -97,7 +97,7 @@ def hashes(t: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def signal(path) -> np.ndarray:
     """Mono 8 kHz samples of an audio file, by coala_embed's decoder and resampler (raises audio.AudioError)."""
-    return np.concatenate(list(audio.file_clip_blocks(path, FRONT_END)))
+    return np.concatenate(list(decode.file_clip_blocks(path, FRONT_END)))
 
 
 def landmarks(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,7 @@ STATS_DIM = sum(k * len(STATS) for k in DESCRIPTORS.values())
 def load_audio(path, sr: int = FEATURE_SR) -> np.ndarray:
     """Decode with the package's reader (libsndfile; mono = mean of channels, as librosa.load), then
     resample to `sr` with soxr_hq (librosa.load's default): the same signal librosa.load gives."""
-    from coala_embed.audio import mono_blocks_from_file
+    from coala_embed.decode import mono_blocks_from_file
 
     rate, blocks = mono_blocks_from_file(path)  # AudioError with a clear message for unreadable files
     y = np.concatenate(list(blocks))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coala_embed import audio
+from coala_embed import audio, decode
 from training import decontaminate
 
 SEARCH_HOP_FRAMES = 12
@@ -54,7 +54,7 @@ def best_patch_starts(frames: np.ndarray, fe: audio.FrontEnd, k: int = 1) -> lis
 
 def clip_log_mel(path, fe: audio.FrontEnd) -> np.ndarray:
     """Unscaled log-mel frames (n_frames, n_mels) of a clip, zero-padded to at least one patch."""
-    y = np.concatenate(list(audio.file_clip_blocks(path, fe)))
+    y = np.concatenate(list(decode.file_clip_blocks(path, fe)))
     if len(y) < fe.min_samples:
         y = np.pad(y, (0, fe.min_samples - len(y)))
     return audio.log_mel(y, fe)
