@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training import tags as T
-from training import corpus as C
-from training import domains as D
-from training import evaluate as E
-from training import sourcetags as ST
+from training.corpus import build, clips, github, manifest, soundfonts
+from training.corpus import domains as D
+from training.corpus import sourcetags as ST
+from training.corpus import tags as T
+from training.evaluation import datasets as eval_datasets
 
 
 # ----------------------------------------------------------------------------- tags.py
@@ -101,7 +101,7 @@ def fake_pkg(tmp_path):
 
 def test_build_clips_and_manifest(fake_pkg, tmp_path):
     out = tmp_path / "out"
-    recs = C.build_clips(str(fake_pkg), "fakegame", str(out), theme=["cartoon"], workers=1,
+    recs = clips.build_clips(str(fake_pkg), "fakegame", str(out), theme=["cartoon"], workers=1,
                          log=lambda m: None)
     by_src = {}
     for r in recs:
@@ -112,7 +112,7 @@ def test_build_clips_and_manifest(fake_pkg, tmp_path):
     assert len(by_src["longTrack.ogg"]) == 4
     for r in recs:
         y, sr = sf.read(out / r["path"])
-        assert sr == C.SR == 22000 and y.ndim == 1
+        assert sr == clips.SR == 22000 and y.ndim == 1
         assert r["path"].endswith(".flac") and r["path"].startswith("audio/fakegame/")
         assert sf.info(out / r["path"]).subtype == "PCM_16"
         assert abs(len(y) / sr - r["duration"]) < 1e-3
@@ -126,7 +126,7 @@ def test_build_clips_and_manifest(fake_pkg, tmp_path):
     assert by_src["longTrack.ogg"][0]["raw_tags"] == ["music", "long", "cartoon"]  # "track" is a useless word
     assert dog["source_file"] == "/usr/share/games/fakegame/data/sounds/animals/dogBarking_01.wav"
 
-    vocab, kept = C.finalize(recs, str(out), min_count=1, max_frac=0.7)
+    vocab, kept = manifest.finalize(recs, str(out), min_count=1, max_frac=0.7)
     assert "cartoon" not in vocab          # in every sound -> dropped
     lines = [json.loads(l) for l in open(out / "manifest.jsonl")]
     assert len(lines) == len(kept) == 6
@@ -149,35 +149,35 @@ def test_tuxpaint_spoken_descriptions_carry_no_language(tmp_path):
 
 def test_resample_and_segments():
     y = _tone(44100, 25.0).astype(np.float32)
-    z = C.resample(y, 44100)
+    z = clips.resample(y, 44100)
     assert abs(len(z) - 25 * 22000) <= 2
-    segs = C.segments(z)
+    segs = clips.segments(z)
     assert [len(s) for s in segs] == [220000, 220000, len(z) - 440000]
-    assert C.segments(np.zeros(22000, np.float32)) == []
-    assert C.segments(np.full(1000, 0.5, np.float32)) == []   # < 0.1 s
+    assert clips.segments(np.zeros(22000, np.float32)) == []
+    assert clips.segments(np.full(1000, 0.5, np.float32)) == []   # < 0.1 s
 
 
 def test_long_file_clips_spread_over_the_file():
     sr = 1000
     y = np.arange(95 * sr, dtype=np.float32) / (95 * sr) + 0.01  # value = position in the file
-    segs = C.segments(y, sr, max_segs=4)
+    segs = clips.segments(y, sr, max_segs=4)
     assert [len(s) for s in segs] == [10 * sr] * 4
     starts = [round(float(s[0] - 0.01) * 95) for s in segs]
     assert starts == [0, 28, 57, 85]                            # first to last 10 s, evenly
-    assert len(C.segments(y, sr, max_segs=10)) == 10             # 9 full + 5-s tail: consecutive
-    assert len(C.segments(y[:15 * sr], sr, max_segs=1)) == 1
+    assert len(clips.segments(y, sr, max_segs=10)) == 10             # 9 full + 5-s tail: consecutive
+    assert len(clips.segments(y[:15 * sr], sr, max_segs=1)) == 1
 
 
 def test_note_tags_and_midi(tmp_path):
-    raw = T.clean_words(C.note_tags(0, 36, 50))
+    raw = T.clean_words(soundfonts.note_tags(0, 36, 50))
     assert raw == ["acoustic", "grand", "piano", "low", "soft", "note", "instrument"]
-    assert C.gm_family(127) == "sound effects" and C.gm_family(40) == "strings"
-    assert T.clean_words(C.note_tags(73, 84, 110)) == ["flute", "pipe", "high", "loud", "note", "instrument"]
+    assert soundfonts.gm_family(127) == "sound effects" and soundfonts.gm_family(40) == "strings"
+    assert T.clean_words(soundfonts.note_tags(73, 84, 110)) == ["flute", "pipe", "high", "loud", "note", "instrument"]
     p = tmp_path / "x.mid"
-    C.write_midi(str(p), [(0, 60, 100), (40, 72, 50)])
+    soundfonts.write_midi(str(p), [(0, 60, 100), (40, 72, 50)])
     import mido
     mid = mido.MidiFile(str(p))
-    assert abs(mid.length - 2 * C.SLOT_S) < 0.01
+    assert abs(mid.length - 2 * soundfonts.SLOT_S) < 0.01
 
 
 # ----------------------------------------------------------------------------- taggers, domains
@@ -226,8 +226,8 @@ def test_sample_library_tags():
 
 
 def test_package_stop_words_keep_a_repository_name():
-    assert C.package_stop_words("hedgewars-data") == {"hedgewars", "data"}
-    assert C.package_stop_words("github:sfzinstruments/SplendidGrandPiano") == {"github", "sfzinstruments"}
+    assert clips.package_stop_words("hedgewars-data") == {"hedgewars", "data"}
+    assert clips.package_stop_words("github:sfzinstruments/SplendidGrandPiano") == {"github", "sfzinstruments"}
 
 
 def test_heldout_labellers():
@@ -319,7 +319,7 @@ def test_github_sources_build_heldout_and_evaluate_finds_them(snapshots, tmp_pat
         {"package": "github:acme/absent", "version": "0" * 40, "kind": "effects"},
     ])
     out, cache = tmp_path / "out", tmp_path / "cache"
-    C.main(["--out", str(out), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
+    build.main(["--out", str(out), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
             "--workers", "1", "--min-tag-count", "1", "--max-source-share", "1"])
     printed = capsys.readouterr().out
     recs = [json.loads(l) for l in open(out / "manifest.jsonl")]
@@ -346,15 +346,15 @@ def test_github_sources_build_heldout_and_evaluate_finds_them(snapshots, tmp_pat
     assert not any("speech_data" in r["source_file"] for r in recs)   # never in training
 
     # training.evaluate picks the held-out sets up from the environment, beside its defaults
-    monkeypatch.setenv(E.EVAL_DATA_ENV, str(out / "heldout"))
-    paths = E.data_paths([tmp_path / "elsewhere"], os.environ[E.EVAL_DATA_ENV])
+    monkeypatch.setenv(eval_datasets.EVAL_DATA_ENV, str(out / "heldout"))
+    paths = eval_datasets.data_paths([tmp_path / "elsewhere"], os.environ[eval_datasets.EVAL_DATA_ENV])
     assert paths == [tmp_path / "elsewhere", hd]
-    datasets, _ = E.find_datasets(paths, announce=lambda m: None)
+    datasets, _ = eval_datasets.find_datasets(paths, announce=lambda m: None)
     assert [d.name for d in datasets] == ["dspspeech20"] and len(datasets[0].files) == 8
     assert sorted(set(datasets[0].groups)) == ["1101", "1202"]
 
     # --update rebuilds the named sources and keeps the other clips of the last build
-    C.main(["--out", str(out), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
+    build.main(["--out", str(out), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
             "--workers", "1", "--min-tag-count", "1", "--max-source-share", "1", "--update",
             "--sources", "github:acme/speech"])
     again = [json.loads(l) for l in open(out / "manifest.jsonl")]
@@ -362,28 +362,28 @@ def test_github_sources_build_heldout_and_evaluate_finds_them(snapshots, tmp_pat
 
     # --sources builds a subset; an unknown name is an error
     out2 = tmp_path / "out2"
-    C.main(["--out", str(out2), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
+    build.main(["--out", str(out2), "--cache", str(cache), "--snapshots", str(snaps), "--sources-csv", str(src),
             "--workers", "1", "--sources", "github:acme/speech"])
     assert not (out2 / "manifest.jsonl").read_text() and (out2 / "heldout/dspspeech20/labels.csv").exists()
     with pytest.raises(SystemExit, match="nosuch"):
-        C.main(["--out", str(out2), "--sources-csv", str(src), "--sources", "nosuch"])
+        build.main(["--out", str(out2), "--sources-csv", str(src), "--sources", "nosuch"])
 
 
 def test_export_snapshot_reports_missing_commit(snapshots, tmp_path):
     snaps, first, _ = snapshots
-    gd = C.snapshot_git_dir(str(snaps), "acme/foley")
+    gd = github.snapshot_git_dir(str(snaps), "acme/foley")
     with pytest.raises(RuntimeError, match="not in"):
-        C.export_snapshot(gd, "1" * 40, str(tmp_path / "x"))
+        github.export_snapshot(gd, "1" * 40, str(tmp_path / "x"))
     with pytest.raises(RuntimeError, match="no git snapshot"):
-        C.snapshot_git_dir(str(snaps), "acme/nothing")
+        github.snapshot_git_dir(str(snaps), "acme/nothing")
 
 
 def test_cap_source_share():
     recs = [{"source": "big", "i": i} for i in range(90)] + [{"source": "small", "i": i} for i in range(30)]
-    kept = C.cap_source_share(recs, 0.5)
+    kept = manifest.cap_source_share(recs, 0.5)
     assert sum(r["source"] == "big" for r in kept) == 30 and sum(r["source"] == "small" for r in kept) == 30
     assert [r["i"] for r in kept if r["source"] == "big"] == sorted(r["i"] for r in kept if r["source"] == "big")
-    assert C.cap_source_share(recs, 0.8) == recs
+    assert manifest.cap_source_share(recs, 0.8) == recs
 
 
 def test_min_count_counts_source_files_not_clips():
@@ -403,9 +403,9 @@ def test_source_cap_holds_after_untagged_clips_are_dropped(tmp_path):
             for i in range(60)]
     recs += [{"path": f"s{i}", "raw_tags": ["dog"] if i < 20 else [f"rare{i}"], "source": "small",
               "source_file": f"s{i}", "duration": 1.0} for i in range(40)]
-    _, once = C.finalize(C.cap_source_share(recs, 0.5), str(tmp_path / "once"))
+    _, once = manifest.finalize(manifest.cap_source_share(recs, 0.5), str(tmp_path / "once"))
     assert sum(r["source"] == "big" for r in once) > 0.5 * len(once)
-    vocab, kept = C.capped_and_final(recs, str(tmp_path / "fixed"), 0.5)
+    vocab, kept = manifest.capped_and_final(recs, str(tmp_path / "fixed"), 0.5)
     n_big = sum(r["source"] == "big" for r in kept)
     assert n_big <= 0.5 * len(kept) and n_big == 20 and len(kept) == 40
     assert set(vocab) == {"word", "dog"}

@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from training import decontaminate as dc
-from training import prepare
+from training.corpus import decontaminate as dc
+from training.corpus import prepare
 
 SR = 22050
 

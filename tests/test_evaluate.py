@@ -14,8 +14,12 @@ pytest.importorskip("matplotlib")
 
 from coala_embed import COALA, FrontEnd, ModelConfig, save_checkpoint  # noqa: E402
 from coala_embed.core import process_file  # noqa: E402
-from training import evaluate as ev  # noqa: E402
-from training import features  # noqa: E402
+from training.evaluation import cache as eval_cache  # noqa: E402
+from training.evaluation import datasets as eval_datasets  # noqa: E402
+from training.evaluation import extractors as eval_extractors  # noqa: E402
+from training.evaluation import features  # noqa: E402
+from training.evaluation import protocol as eval_protocol  # noqa: E402
+from training.evaluation import run as eval_run  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -60,10 +64,10 @@ def make_set(root, n_per_class: int = 10, layout: str = "csv", shuffle_labels: b
 
 
 def run(ds_root, out, cache, extractors=None, seeds=(0, 1), correlation=False, tsne="none"):
-    datasets, skipped = ev.find_datasets([ds_root])
-    extractors = extractors or [ev.mfcc_extractor()]
-    settings = ev.ClassifierSettings(max_iter=300, seeds=tuple(seeds))
-    return ev.evaluate(datasets, extractors, out, settings, cache_root=cache, correlation=correlation, tsne=tsne,
+    datasets, skipped = eval_datasets.find_datasets([ds_root])
+    extractors = extractors or [eval_extractors.mfcc_extractor()]
+    settings = eval_protocol.ClassifierSettings(max_iter=300, seeds=tuple(seeds))
+    return eval_run.evaluate(datasets, extractors, out, settings, cache_root=cache, correlation=correlation, tsne=tsne,
                        skipped=skipped, progress=False)
 
 
@@ -119,7 +123,7 @@ def test_shuffled_labels_near_chance(tmp_path):
 
 def test_subfolder_layout(tmp_path):
     root = make_set(tmp_path / "folders", n_per_class=6, layout="folders")
-    ds = ev.load_dataset(root)
+    ds = eval_datasets.load_dataset(root)
     assert ds.layout == "sub-folders" and ds.groups is None
     assert ds.classes == sorted(CLASSES) and len(ds.files) == 18
     assert all(f.parent.name == lab for f, lab in zip(ds.files, ds.labels))
@@ -132,7 +136,7 @@ def test_group_splits_never_straddle(seed):
     rng = np.random.RandomState(seed)
     labels = np.asarray([str(d) for d in range(10) for _ in range(30)], dtype=object)
     speakers = np.asarray([f"s{rng.randint(6)}" for _ in labels], dtype=object)
-    pairs, desc = ev.make_splits(labels, speakers, 5, seed)
+    pairs, desc = eval_protocol.make_splits(labels, speakers, 5, seed)
     assert desc.startswith("StratifiedGroupKFold(n_splits=5")
     seen = np.zeros(len(labels), int)
     for tr, te in pairs:
@@ -140,13 +144,13 @@ def test_group_splits_never_straddle(seed):
         seen[te] += 1
     assert (seen == 1).all()  # every clip is tested exactly once per seed
     # fewer groups than folds: as many folds as groups
-    pairs, desc = ev.make_splits(labels, np.asarray([f"g{i % 3}" for i in range(len(labels))], dtype=object), 5, seed)
+    pairs, desc = eval_protocol.make_splits(labels, np.asarray([f"g{i % 3}" for i in range(len(labels))], dtype=object), 5, seed)
     assert len(pairs) == 3 and "n_splits=3" in desc
 
 
 def test_absent_sets_skipped(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = ev.main(["--no-default-data", "--data", str(tmp_path / "nowhere"), "--no-random", "--out", str(out),
+    rc = eval_run.main(["--no-default-data", "--data", str(tmp_path / "nowhere"), "--no-random", "--out", str(out),
                   "--no-cache", "--no-progress"])
     assert rc == 0
     assert "skipping data set" in capsys.readouterr().err
@@ -154,7 +158,7 @@ def test_absent_sets_skipped(tmp_path, capsys):
     assert res["tasks"] == {} and res["skipped_datasets"][0]["reason"] == "not found"
     # an absent set beside a present one: the present one is evaluated
     root = make_set(tmp_path / "present", n_per_class=4)
-    datasets, skipped = ev.find_datasets([tmp_path / "nowhere", root], announce=lambda m: None)
+    datasets, skipped = eval_datasets.find_datasets([tmp_path / "nowhere", root], announce=lambda m: None)
     assert [d.name for d in datasets] == ["present"] and len(skipped) == 1
 
 
@@ -168,7 +172,7 @@ def test_labels_csv_third_column_and_missing_files(tmp_path):
             sf.write(root / f"{i}.wav", clip("low", rng), SR)
             f.write(f"{i}.wav,{i % 2},spk{i // 2}\n")
         f.write("gone.wav,0,spk9\n")
-    ds = ev.load_dataset(root)
+    ds = eval_datasets.load_dataset(root)
     assert ds.group_column == "speaker" and list(ds.groups) == ["spk0", "spk0", "spk1", "spk1"]
     assert len(ds.files) == 4 and "gone.wav" in ds.dropped[0]
 
@@ -183,14 +187,14 @@ def make_tiny_checkpoint(folder):
 
 def test_model_and_random_extractors(separable, tmp_path):
     ckpt = make_tiny_checkpoint(tmp_path / "runs" / "tiny" / "export")
-    extractors = ev.build_extractors([f"tiny={ckpt}"], mfcc=False, random=True, device="cpu")
+    extractors = eval_extractors.build_extractors([f"tiny={ckpt}"], mfcc=False, random=True, device="cpu")
     model_ex, random_ex = extractors
     assert (model_ex.name, random_ex.name) == ("tiny", "random")
     # random: same architecture and front end (scaler included), other weights
     assert random_ex.info["frontend_sha256"] == model_ex.info["frontend_sha256"]
     assert random_ex.info["weights_sha256"] != model_ex.info["weights_sha256"]
     assert model_ex.info["weights_sha256"][:16] in model_ex.identity
-    assert ev.build_extractors([str(ckpt)], mfcc=False, random=False, device="cpu")[0].name == "tiny/export"
+    assert eval_extractors.build_extractors([str(ckpt)], mfcc=False, random=False, device="cpu")[0].name == "tiny/export"
 
     cache = tmp_path / "cache"
     res = run(separable, tmp_path / "out", cache, extractors=extractors, seeds=(0,))
@@ -200,14 +204,14 @@ def test_model_and_random_extractors(separable, tmp_path):
 
     # the cached clip vector is exactly process_file's `mean`
     wav = sorted(separable.glob("*.wav"))[0]
-    cached = ev.VectorCache(cache, model_ex.identity).get(wav)
+    cached = eval_cache.VectorCache(cache, model_ex.identity).get(wav)
     [r] = process_file(wav, output_dir=tmp_path / "npz", model=str(ckpt), device="cpu")
     np.testing.assert_array_equal(cached, np.load(r.output)["mean"])
 
 
 def test_precisions_side_by_side(separable, tmp_path, recwarn):
     ckpt = make_tiny_checkpoint(tmp_path / "export")
-    fp32, bf16 = ev.build_extractors([f"tiny={ckpt}"], mfcc=False, random=False, device="cpu",
+    fp32, bf16 = eval_extractors.build_extractors([f"tiny={ckpt}"], mfcc=False, random=False, device="cpu",
                                      precisions=("fp32", "bf16"))
     assert (fp32.name, bf16.name) == ("tiny", "tiny-bf16")
     assert bf16.identity == fp32.identity + "-bf16" and bf16.info["precision"] == "bf16"
@@ -217,7 +221,7 @@ def test_precisions_side_by_side(separable, tmp_path, recwarn):
 
 
 def test_random_model_is_seeded():
-    a, b, c = (ev.random_model(s, device="cpu") for s in (0, 0, 1))
+    a, b, c = (eval_extractors.random_model(s, device="cpu") for s in (0, 0, 1))
     assert a.sha256 == b.sha256 != c.sha256
     assert a.frontend.scaler_min == (0.0,) * a.frontend.n_mels  # no model given: unit scaler
 
@@ -240,19 +244,19 @@ def test_cca_similarity():
 
 
 def test_parse_model_arg():
-    assert ev.parse_model_arg("aec=/work/runs/a/export") == ("aec", "/work/runs/a/export")
-    assert ev.parse_model_arg("org/name@v1") == (None, "org/name@v1")
-    assert ev.parse_model_arg("bundled") == (None, "bundled")
-    assert ev.parse_seeds("3") == (0, 1, 2) and ev.parse_seeds("4,7") == (4, 7)
+    assert eval_extractors.parse_model_arg("aec=/work/runs/a/export") == ("aec", "/work/runs/a/export")
+    assert eval_extractors.parse_model_arg("org/name@v1") == (None, "org/name@v1")
+    assert eval_extractors.parse_model_arg("bundled") == (None, "bundled")
+    assert eval_run.parse_seeds("3") == (0, 1, 2) and eval_run.parse_seeds("4,7") == (4, 7)
 
 
 def test_parallel_fits_same_results():
     rng = np.random.RandomState(0)
     labels = np.asarray([str(i % 3) for i in range(45)], dtype=object)
     X = (rng.randn(45, 6) + np.asarray([int(v) for v in labels])[:, None]).astype(np.float32)
-    splits = {s: ev.make_splits(labels, None, 3, s)[0] for s in (0, 1)}
-    settings = ev.ClassifierSettings(max_iter=100, seeds=(0, 1))
-    assert ev.cross_validate(X, labels, splits, settings, jobs=1) == ev.cross_validate(X, labels, splits, settings, jobs=2)
+    splits = {s: eval_protocol.make_splits(labels, None, 3, s)[0] for s in (0, 1)}
+    settings = eval_protocol.ClassifierSettings(max_iter=100, seeds=(0, 1))
+    assert eval_protocol.cross_validate(X, labels, splits, settings, jobs=1) == eval_protocol.cross_validate(X, labels, splits, settings, jobs=2)
 
 
 def test_bad_file_is_reported_and_left_out(tmp_path):
@@ -267,7 +271,7 @@ def test_bad_file_is_reported_and_left_out(tmp_path):
 
 
 def test_anchor_ablation_views_match_the_anchor_layout():
-    from training.anchor_ablation import mfcc_views
+    from training.scripts.anchor_ablation import mfcc_views
 
     t = np.arange(22050, dtype=np.float32) / 22050
     y = np.sin(2 * np.pi * (200 + 300 * t) * t).astype(np.float32)

@@ -3,7 +3,7 @@ accuracy) and training.paired (fold-by-fold differences)."""
 import numpy as np
 import pytest
 
-from training.zeroshot import class_tag_sets, nearest_class_accuracy
+from training.evaluation.zeroshot import class_tag_sets, nearest_class_accuracy
 
 VOCAB = ["dog", "saw", "door-knock", "rain", "wood"]
 
@@ -30,7 +30,7 @@ def test_accuracy_is_cosine_nearest_over_covered_clips_only():
 
 
 def test_paired_differences_are_fold_by_fold_and_the_mean_is_over_sets():
-    from training.paired import paired
+    from training.evaluation.paired import paired
 
     def acc(folds):
         return {"mean": float(np.mean(folds)), "fold_accuracies": {"0": folds[:2], "1": folds[2:]}}

@@ -16,10 +16,13 @@ import torch
 
 import coala_embed
 from coala_embed.model import COALA, ModelConfig
-from training import export, pack, prepare, train
-from training.augment import audio_view, augment, band_ranges, centre_crops, lead_crops, mel_band_centres, shifted_crops
-from training.data import load_hdf5, load_hdf5_vocabulary, load_prepared
-from training.losses import coala_losses, generalised_kl, identical_rows, nt_xent, tag_bce
+from training.corpus import prepare
+from training.scripts import pack
+from training.trainer import export, network
+from training.trainer import loop as train
+from training.trainer.augment import audio_view, augment, band_ranges, centre_crops, lead_crops, mel_band_centres, shifted_crops
+from training.trainer.data import load_hdf5, load_hdf5_vocabulary, load_prepared
+from training.trainer.losses import coala_losses, generalised_kl, identical_rows, nt_xent, tag_bce
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 2, "batch_size": 8, "png_every": 1, "num_threads": 1, "device": "cpu"}
@@ -277,9 +280,9 @@ def test_warm_start_copies_the_tensors_that_fit(tmp_path):
     folder = make_checkpoint(tmp_path / "ckpt", seed=3, variant="e-c")  # 20 tags
     source = coala_embed.load_model(folder, device="cpu").net.state_dict()
     torch.manual_seed(0)
-    net = train.build_net(_config(variant="ae-c"), n_tags=6)
+    net = network.build_net(_config(variant="ae-c"), n_tags=6)
     fresh = {k: v.clone() for k, v in net.state_dict().items()}
-    copied = train.warm_start(net, str(folder))
+    copied = network.warm_start(net, str(folder))
     state = net.state_dict()
     assert "audio_encoder.blocks.0.0.weight" in copied and "audio_affine.0.weight" in copied
     assert "tag_encoder.net.0.weight" not in copied and "tag_encoder.net.4.weight" in copied  # 20 -> 6 tags
@@ -395,7 +398,7 @@ def test_ablation_variants_train(prepared, tmp_path, variant):
 
 _HEAP = """
 import ctypes, sys, torch
-from training.train import heap_for_large_blocks
+from training.trainer.machine import heap_for_large_blocks
 
 class Mallinfo2(ctypes.Structure):  # glibc's own accounting of its heap and of its mmap-ed blocks
     _fields_ = [(name, ctypes.c_size_t) for name in
@@ -491,7 +494,7 @@ def test_pack_round_trip_in_parts_within_half_a_step(prepared, tmp_path, monkeyp
 
 
 def test_device_train_probes_plans_trains_and_exports_side_by_side(prepared, tmp_path):
-    from training import device_train
+    from training.scripts import device_train
 
     pack.pack(prepared, tmp_path / "packed", workers=1)
     device_train.main(["--packed", str(tmp_path / "packed"), "--work", str(tmp_path / "work"), "--budget-s", "3",
@@ -509,7 +512,7 @@ def test_device_train_probes_plans_trains_and_exports_side_by_side(prepared, tmp
 
 
 def test_device_train_fixed_epochs_skips_the_probe(prepared, tmp_path):
-    from training import device_train
+    from training.scripts import device_train
 
     pack.pack(prepared, tmp_path / "packed", workers=1)
     device_train.main(["--packed", str(tmp_path / "packed"), "--work", str(tmp_path / "work"), "--budget-s", "3",
@@ -527,7 +530,7 @@ def test_soup_averages_fine_tunes_and_refuses_other_starts(tmp_path):
     from conftest import make_checkpoint
 
     from coala_embed.checkpoint import save_checkpoint
-    from training import soup
+    from training.trainer import soup
 
     a = coala_embed.load_model(make_checkpoint(tmp_path / "a", seed=0, n_filters=8), device="cpu")
     torch.manual_seed(1)

@@ -67,7 +67,7 @@ def test_licence_travels_with_the_weights(model):
     import csv
     import re
 
-    from training.export import WEIGHTS_LICENCE
+    from training.trainer.export import WEIGHTS_LICENCE
 
     assert model.config["licence"] == WEIGHTS_LICENCE and WEIGHTS_LICENCE["spdx"] == "NOASSERTION"
     folder = bundled_weights_dir()

@@ -2,7 +2,7 @@
 
 Used to count the corpus (per-domain table, real-world-tagged clips, real-world tags in the
 vocabulary), never to change what is trained on. The word lists are cleaned tag words (singular,
-lower case, as training/tags.py writes them); words that name no sound (seasons, 'note', 'place') are
+lower case, as training/corpus/tags.py writes them); words that name no sound (seasons, 'note', 'place') are
 not in them. A speech clip is ``speech`` whatever its words say
 (a spoken 'dog' is not a dog); rendered soundfont notes are ``rendered notes``.
 """

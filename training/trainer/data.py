@@ -1,6 +1,6 @@
 """Patch sets the trainer reads: this project's prepared folders and the published COALA HDF5 files.
 
-A prepared folder (written by `training.prepare`) holds, per split, `<split>_patches.npy`
+A prepared folder (written by `training.prepare`, training/corpus/prepare.py) holds, per split, `<split>_patches.npy`
 (N, n_mels, frames) float32 scaled patches and `<split>_tags.npy` (N, n_tags) uint8 multi-hot, read
 through memory maps, plus `meta.json` (front end with scaler, tag vocabulary, corpus hash).
 The published layout (Zenodo 3887261) is an HDF5 file with group `dataset` holding `data` (N, 96, 96),
@@ -12,6 +12,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+# the meta.json fields that say how the patches were made; a run copies them into its config, and so
+# into the checkpoints exported from it
+PREPARATION_KEYS = ("clips", "train_patches", "val_patches", "patches_per_clip", "max_clips_per_tag_set",
+                    "context_frames", "val_fraction", "seed")
 
 
 class PatchSet:

@@ -1,4 +1,4 @@
-"""Training-time augmentations of scaled log-mel patches, applied per batch (config keys `mix_p`, `bandlimit_p`).
+"""Training-time augmentations of scaled log-mel patches, applied per batch (`TrainConfig.mix_p`, `bandlimit_p`).
 
 Mixing (issue: "mixing clips, union of their tags"): a sample is replaced by the mixture of itself and
 another sample of the batch, tagged with the union of both tag sets. Magnitudes of independent sources
@@ -28,6 +28,7 @@ import librosa
 import numpy as np
 
 from coala_embed.audio import FrontEnd
+from training.trainer.config import TrainConfig
 
 BANDLIMIT_HZ = (3400.0, 8000.0)
 
@@ -39,9 +40,10 @@ def mel_band_centres(frontend: dict | None) -> np.ndarray:
     return edges[1:-1]
 
 
-def augment(x: np.ndarray, t: np.ndarray, cfg: dict, rng: np.random.Generator, band_centres: np.ndarray):
+def augment(x: np.ndarray, t: np.ndarray, cfg: TrainConfig | dict, rng: np.random.Generator, band_centres: np.ndarray):
     """x (B, bands, frames) scaled patches, t (B, n_tags) multi-hot; returns augmented copies."""
-    mix_p, band_p = cfg.get("mix_p", 0.0), cfg.get("bandlimit_p", 0.0)
+    cfg = TrainConfig.of(cfg)
+    mix_p, band_p = cfg.mix_p, cfg.bandlimit_p
     if not (mix_p or band_p):
         return x, t
     x, t = x.copy(), t.copy()
@@ -70,11 +72,11 @@ def band_ranges(frontend: dict | None, n_mels: int) -> np.ndarray:
     return np.full(n_mels, 17.0, np.float32)
 
 
-def audio_view(x: np.ndarray, cfg: dict, rng: np.random.Generator, ranges: np.ndarray) -> np.ndarray:
+def audio_view(x: np.ndarray, cfg: TrainConfig | dict, rng: np.random.Generator, ranges: np.ndarray) -> np.ndarray:
     """Another view of each patch of x (B, bands, frames), scaled to [0, 1]: gain, masks, maybe mixing."""
     n, bands, frames = x.shape
     v = x.copy()
-    mix_p = cfg.get("view_mix_p", 0.0)
+    mix_p = TrainConfig.of(cfg).view_mix_p
     if mix_p:
         chosen = np.flatnonzero(rng.random(n) < mix_p)
         v[chosen] = np.maximum(v[chosen], x[(chosen + rng.integers(1, n, len(chosen))) % n])

@@ -1,6 +1,6 @@
 """Raw tag text per source: what each source really says about a file (path, names, side files).
 
-A tagger is ``f(root, rel) -> list of raw strings`` (cleaned later by training/tags.py), or None
+A tagger is ``f(root, rel) -> list of raw strings`` (cleaned later by training/corpus/tags.py), or None
 to leave the file out. Speech in many languages is tagged by the English key word the source
 gives and ``speech``, never by the language: one voice reads each language in these sources, so
 a language tag would name a speaker and teach the loss to tell speakers apart.

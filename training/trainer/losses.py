@@ -2,6 +2,8 @@
 import torch
 import torch.nn.functional as F
 
+from training.trainer.config import TrainConfig
+
 EPS = 1e-5
 
 
@@ -41,14 +43,15 @@ def identical_rows(t):
     return (t.unsqueeze(1) == t.unsqueeze(0)).all(-1)
 
 
-def coala_losses(net, x, t, cfg: dict, x_view=None) -> dict:
+def coala_losses(net, x, t, cfg: TrainConfig | dict, x_view=None) -> dict:
     """Loss terms of one batch for the net's variant; x (B, 1, bands, frames) in [0, 1], t (B, n_tags) multi-hot.
 
-    x_view: a second view of each patch (training.augment.audio_view), for the audio-audio term: the
+    x_view: a second view of each patch (training.trainer.augment.audio_view), for the audio-audio term: the
     same NT-Xent as the audio-tag term between the two views' affine outputs (COLA / SimCLR inside
-    COALA), weighted by cfg["lambda_audio_audio"] (0 or absent: the paper's loss, x_view unused).
+    COALA), weighted by cfg.lambda_audio_audio (0, the default: the paper's loss, x_view unused).
     Returns a dict of scalar tensors with 'total' the weighted sum used for the gradient.
     """
+    cfg = TrainConfig.of(cfg)
     variant = net.cfg.variant
     z_a = net.audio_encoder(x)
     if variant == "cnn":
@@ -58,17 +61,17 @@ def coala_losses(net, x, t, cfg: dict, x_view=None) -> dict:
     # The paper's NT-Xent counts every other item as a negative. Items with identical tag sets have
     # identical tag embeddings, so as negatives they cannot be told from the positive; mask_same_tags
     # drops them from the denominators (off by default: the paper's loss).
-    same = identical_rows(t) if cfg.get("mask_same_tags") else None
+    same = identical_rows(t) if cfg.mask_same_tags else None
     phi_a = net.audio_affine(z_a).float()
-    contrastive = nt_xent(phi_a, net.tag_affine(z_t).float(), cfg["tau"], same)
+    contrastive = nt_xent(phi_a, net.tag_affine(z_t).float(), cfg.tau, same)
     out = {"contrastive": contrastive}
-    total = cfg["lambda_contrastive"] * contrastive
-    if cfg.get("lambda_audio_audio") and x_view is not None:
-        out["audio_audio"] = nt_xent(phi_a, net.audio_affine(net.audio_encoder(x_view)).float(), cfg["tau"])
-        total = total + cfg["lambda_audio_audio"] * out["audio_audio"]
+    total = cfg.lambda_contrastive * contrastive
+    if cfg.lambda_audio_audio and x_view is not None:
+        out["audio_audio"] = nt_xent(phi_a, net.audio_affine(net.audio_encoder(x_view)).float(), cfg.tau)
+        total = total + cfg.lambda_audio_audio * out["audio_audio"]
     if variant == "ae-c":
         out["audio"] = generalised_kl(x.float(), net.audio_decoder(z_a).float())
         out["tag"] = tag_bce(t, net.tag_decoder(z_t).float())
-        total = total + cfg["lambda_audio"] * out["audio"] + cfg["lambda_tag"] * out["tag"]
+        total = total + cfg.lambda_audio * out["audio"] + cfg.lambda_tag * out["tag"]
     out["total"] = total
     return out
