@@ -2,27 +2,36 @@
 
 `config.json` carries everything needed to use the weights correctly: the network's shape, every
 front-end parameter including the per-band scaler, the tag vocabulary, and provenance. Weights are
-read with safetensors, never unpickled.
+read with safetensors, never unpickled. A checkpoint may also hold `encoder.onnx` (the inference encoder
+for onnxruntime, coala_embed.onnx_export), recorded with its sha256 like the weights. Nothing here imports
+torch at import time: `load_model(..., backend="onnx")` needs only numpy, safetensors and onnxruntime.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import re
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save
+from typing import TYPE_CHECKING
 
 from .audio import FrontEnd
-from .model import COALA, ModelConfig
+from .modelconfig import ModelConfig
+from .options import BACKENDS
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import COALA
+    from .numpy_net import NumpyNet
 
 FORMAT = "coala-embed-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+ONNX_NAME = "encoder.onnx"
 HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
 
@@ -30,16 +39,34 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be found, fetched, verified or loaded."""
 
 
+@dataclasses.dataclass(frozen=True)
+class HostDevice:
+    """The device of a model loaded with backend='onnx': onnxruntime on the CPU (`type` as torch.device's)."""
+
+    type: str = "cpu"
+
+    def __str__(self):
+        return self.type
+
+
 @dataclasses.dataclass
 class Model:
-    """A loaded checkpoint: the network in eval mode, its front end and its tag vocabulary."""
+    """A loaded checkpoint: the network in eval mode, its front end and its tag vocabulary.
 
-    net: COALA
+    With backend='onnx', `net` is the tag side in numpy (coala_embed.numpy_net) and onnxruntime runs the
+    encoder: `onnx_path`, the checkpoint's verified encoder.onnx, or None (exported on first use from the
+    weights in `folder`, coala_embed.onnx_export).
+    """
+
+    net: COALA | NumpyNet
     frontend: FrontEnd
     tags: list[str]
     config: dict
     source: str
-    device: torch.device
+    device: torch.device | HostDevice
+    backend: str = "torch"
+    folder: Path | None = None
+    onnx_path: Path | None = None
 
     @property
     def embedding_size(self) -> int:
@@ -51,7 +78,8 @@ class Model:
 
     def __repr__(self):
         return (f"Model(variant={self.net.cfg.variant!r}, embedding_size={self.embedding_size}, "
-                f"n_tags={len(self.tags)}, source={self.source!r}, device={str(self.device)!r})")
+                f"n_tags={len(self.tags)}, source={self.source!r}, device={str(self.device)!r}, "
+                f"backend={self.backend!r})")
 
 
 def sha256_file(path) -> str:
@@ -68,6 +96,9 @@ def save_checkpoint(folder, net: COALA, frontend: FrontEnd, tags, provenance: di
 
     `licence`, if given, is stored as the config's "licence" (the weights' terms travel with them).
     """
+    import torch
+    from safetensors.torch import save
+
     if frontend.scaler_min is None:
         raise ValueError("the front end has no fitted scaler; a checkpoint must carry one")
     if len(tags) != net.cfg.n_tags:
@@ -132,7 +163,7 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME]))
     except LocalEntryNotFoundError as e:
         raise CheckpointError(
             f"{repo_id}: not in the local Hugging Face cache and the Hub cannot be reached "
@@ -142,10 +173,48 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
 
 
 def default_device() -> torch.device:
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(source=None, device=None) -> Model:
+def read_config(folder: Path) -> dict:
+    """A checkpoint folder's config.json, checked to be this format."""
+    try:
+        config = json.loads((folder / CONFIG_NAME).read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{folder / CONFIG_NAME}: unreadable checkpoint config ({e})") from None
+    if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{folder}: not a {FORMAT} version {FORMAT_VERSION} checkpoint")
+    return config
+
+
+def verified_file(folder: Path, config: dict, kind: str, default_name: str | None = None) -> Path:
+    """The checkpoint's `<kind>_file` ("weights", "onnx"), whose sha256 must be config's `<kind>_sha256`."""
+    path = folder / config.get(f"{kind}_file", default_name)
+    if not path.exists():
+        raise CheckpointError(f"{path}: {kind} file missing")
+    digest = sha256_file(path)
+    if digest != config.get(f"{kind}_sha256"):
+        raise CheckpointError(
+            f"{path}: sha256 {digest} does not match {config.get(f'{kind}_sha256')} recorded in {CONFIG_NAME}; "
+            "the file is corrupt or has been modified")
+    return path
+
+
+def read_numpy_state(weights: Path, weights_sha256: str) -> dict:
+    """The tensors of a safetensors file as numpy arrays, hashed and parsed from the same bytes."""
+    from safetensors.numpy import load
+
+    data = Path(weights).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != weights_sha256:
+        raise CheckpointError(f"{weights}: sha256 {digest} does not match {weights_sha256} recorded in "
+                              f"{CONFIG_NAME}; the file is corrupt or has been modified")
+    return load(data)
+
+
+def load_model(source=None, device=None, backend: str = "torch") -> Model:
     """Load a checkpoint.
 
     Args:
@@ -154,25 +223,26 @@ def load_model(source=None, device=None) -> Model:
             `org/name@revision`, fetched into the Hub's normal cache (honours HF_HOME,
             HF_HUB_OFFLINE and HF_ENDPOINT).
         device: torch device for inference ('cpu', 'cuda', 'cuda:1', ...); default CUDA if available.
+        backend: 'torch', or 'onnx': no torch network (none is imported); the encoder runs in onnxruntime
+            on the CPU (the checkpoint's encoder.onnx, verified here, or one exported on first use) and
+            the tag side in numpy. Embed with such a model with backend='onnx'.
 
     Raises:
         CheckpointError: missing, unreachable, tampered (sha256 mismatch) or malformed checkpoint.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     folder = resolve_source(source)
-    try:
-        config = json.loads((folder / CONFIG_NAME).read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: unreadable checkpoint config ({e})") from None
-    if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{folder}: not a {FORMAT} version {FORMAT_VERSION} checkpoint")
-    weights = folder / config.get("weights_file", WEIGHTS_NAME)
-    if not weights.exists():
-        raise CheckpointError(f"{weights}: weights file missing")
-    digest = sha256_file(weights)
-    if digest != config["weights_sha256"]:
-        raise CheckpointError(
-            f"{weights}: sha256 {digest} does not match {config['weights_sha256']} recorded in {CONFIG_NAME}; "
-            "the file is corrupt or has been modified")
+    config = read_config(folder)
+    weights = verified_file(folder, config, "weights", WEIGHTS_NAME)
+    source = str(source) if source is not None else "bundled"
+    if backend == "onnx":
+        return _load_numpy(folder, config, weights, source, device)
+    import torch
+    from safetensors.torch import load_file
+
+    from .model import COALA
+
     try:
         cfg = ModelConfig.from_dict(config["model"])
         frontend = FrontEnd.from_dict(config["frontend"])
@@ -186,5 +256,25 @@ def load_model(source=None, device=None) -> Model:
         net.to(device).eval()
     except (RuntimeError, AssertionError) as e:  # unknown device string, or CUDA not available
         raise ValueError(f"cannot use torch device {str(device)!r}: {e}") from None
-    return Model(net=net, frontend=frontend, tags=list(config["tags"]), config=config,
-                 source=str(source) if source is not None else "bundled", device=device)
+    return Model(net=net, frontend=frontend, tags=list(config["tags"]), config=config, source=source,
+                 device=device, folder=folder)
+
+
+def _load_numpy(folder: Path, config: dict, weights: Path, source: str, device) -> Model:
+    """load_model(backend='onnx'): the config, the tag side in numpy and the verified encoder.onnx if any."""
+    from .numpy_net import NumpyNet
+
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"backend='onnx' runs on the CPU (onnxruntime), got device={str(device)!r}")
+    try:
+        cfg = ModelConfig.from_dict(config["model"])
+        frontend = FrontEnd.from_dict(config["frontend"])
+    except Exception as e:
+        raise CheckpointError(f"{folder}: malformed checkpoint ({e})") from None
+    if len(config["tags"]) != cfg.n_tags:
+        raise CheckpointError(f"{folder}: {len(config['tags'])} tags for a model with n_tags={cfg.n_tags}")
+    onnx_path = verified_file(folder, config, "onnx") if config.get("onnx_file") else None
+    read_state = functools.partial(read_numpy_state, weights, config["weights_sha256"])
+    return Model(net=NumpyNet(cfg, read_state), frontend=frontend, tags=list(config["tags"]),
+                 config=config, source=source, device=HostDevice(), backend="onnx", folder=folder,
+                 onnx_path=onnx_path)

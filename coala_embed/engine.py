@@ -26,21 +26,38 @@ if TYPE_CHECKING:  # the engine itself imports no torch: the encoder and the che
 _loaded: dict = {}
 
 
-def get_model(model=None, device=None) -> Model:
-    """A loaded Model as given, or load (once per source and device) a checkpoint source."""
-    import torch
+def get_model(model=None, device=None, backend: str | None = None) -> Model:
+    """A loaded Model as given, or load (once per source, device and backend) a checkpoint source.
 
+    backend: what will run the encoder, 'torch' or 'onnx' (EmbedOptions.backend); None: the given model
+    as it is, or a source loaded for torch. A source is loaded for 'onnx' without torch; a torch model
+    also runs with 'onnx' (its encoder exported in memory); a model loaded for 'onnx' has no torch network.
+    """
     from .checkpoint import Model, load_model
 
     if isinstance(model, Model):
-        if device is not None and torch.device(device) != model.device:
-            model.net.to(device)
-            model.device = torch.device(device)
+        check_backend(model, backend)
+        if device is not None and model.backend == "onnx":
+            if str(device) != "cpu":
+                raise ValueError(f"backend='onnx' runs on the CPU (onnxruntime), got device={str(device)!r}")
+        elif device is not None and backend != "onnx":
+            import torch
+
+            if torch.device(device) != model.device:
+                model.net.to(device)
+                model.device = torch.device(device)
         return model
-    key = (None if model is None else os.fspath(model), None if device is None else str(device))
+    backend = backend or "torch"
+    key = (None if model is None else os.fspath(model), None if device is None else str(device), backend)
     if key not in _loaded:
-        _loaded[key] = load_model(model, device)
+        _loaded[key] = load_model(model, device, backend=backend)
     return _loaded[key]
+
+
+def check_backend(model: Model, backend: str | None):
+    if backend == "torch" and model.backend == "onnx":
+        raise ValueError("this model was loaded with backend='onnx' and has no torch network: embed with "
+                         "backend='onnx' (--backend onnx), or load it with load_model(..., backend='torch')")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -61,7 +78,8 @@ def embed_jobs(model: Model, jobs: Iterable[tuple[object, Callable[[], Iterator]
                ) -> Iterator[tuple[object, np.ndarray | None, np.ndarray | None, str | None]]:
     """Embed the patches of many clips in shared batches.
 
-    jobs: (key, make_patches) pairs; make_patches() returns an iterator of (patches, centre_times).
+    jobs: (key, make_patches) pairs; make_patches() returns an iterator of (patches, centre_times). The key
+    names the clip in messages (a path, 'clip 3'): results come in input order, keys need not be unique.
     Yields (key, embeddings (T, D), times (T,), None) or (key, None, None, error message), in input order.
     A clip that fails part-way is reported and does not disturb the others. The front end of the next
     clips runs in `num_workers` threads (coala_embed.pipeline) while the encoder runs; batches are
@@ -139,6 +157,11 @@ def embed_jobs(model: Model, jobs: Iterable[tuple[object, Callable[[], Iterator]
 
 def make_encoder(model: Model, options: EmbedOptions):
     """The encoder that embed_jobs feeds: `submit(list of patch arrays)` -> a function giving the embeddings."""
+    check_backend(model, options.backend)
+    if options.backend == "onnx":
+        from .onnx_encoder import OnnxEncoder
+
+        return OnnxEncoder(model)
     from .encoder import TorchEncoder
 
     return TorchEncoder(model, options.precision)

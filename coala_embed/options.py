@@ -12,6 +12,7 @@ import numbers
 from .decode import RESAMPLERS
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+BACKENDS = ("torch", "onnx")
 DEFAULT_BATCH_SIZE = 128  # patches per forward pass; larger batches measured faster on CPU (README, Speed)
 
 
@@ -22,7 +23,7 @@ def _option(default, help: str, flag: str, affects_output: bool = True):
 
 @dataclasses.dataclass(frozen=True)
 class EmbedOptions:
-    """How audio becomes embeddings. Only the first five change the numbers (see `identity`)."""
+    """How audio becomes embeddings. Only the first six change the numbers (see `identity`)."""
 
     hop_size: float | None = _option(
         None, "Seconds between patch starts, rounded to whole STFT frames (23.3 ms) [default: one patch, "
@@ -34,6 +35,8 @@ class EmbedOptions:
                                         "kaiser_fast.", "--resampler")
     precision: str = _option("fp32", "Encoder arithmetic: bf16 is faster on CPUs with AVX512-BF16/AMX and on "
                                      "CUDA, fp16 on CUDA; both move embeddings slightly.", "--precision")
+    backend: str = _option("torch", "What runs the encoder: torch, or onnxruntime on the CPU (fp32; needs "
+                                    "coala-embed[onnx], not torch; embeddings within 1e-4 of torch's).", "--backend")
     batch_size: int = _option(DEFAULT_BATCH_SIZE, "Patches per forward pass, shared across files; results do "
                                                   "not depend on it.", "--batch-size", affects_output=False)
     num_workers: int | None = _option(
@@ -51,6 +54,9 @@ class EmbedOptions:
         object.__setattr__(self, "center", bool(self.center))
         _check_choice("resampler", self.resampler, RESAMPLERS)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("backend", self.backend, BACKENDS)
+        if self.backend == "onnx" and self.precision != "fp32":
+            raise ValueError(f"backend='onnx' computes in fp32 only, got precision={self.precision!r}")
         _check_int("batch_size", self.batch_size, minimum=1)
         if self.num_workers is not None:
             _check_int("num_workers", self.num_workers, minimum=0)

@@ -1,12 +1,30 @@
-"""The tag side of the aligned space: tag vectors, audio mapped into their space, zero-shot tags."""
+"""The tag side of the aligned space: tag vectors, audio mapped into their space, zero-shot tags.
+
+A model loaded with backend='onnx' computes them in numpy (coala_embed.numpy_net), others in torch.
+"""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .checkpoint import Model
 from .core import clip_or_clips, get_embedding
 from .engine import get_model
+from .options import EmbedOptions
+
+
+def _apply(model: Model, layers: tuple[str, ...], x: np.ndarray) -> np.ndarray:
+    """x (n, d) float32 through the named modules of model.net in turn, as float32 numpy."""
+    if model.backend == "onnx":  # coala_embed.numpy_net
+        for name in layers:
+            x = getattr(model.net, name)(x)
+        return x
+    import torch
+
+    with torch.inference_mode():
+        t = torch.as_tensor(x, device=model.device)
+        for name in layers:
+            t = getattr(model.net, name)(t)
+        return t.float().cpu().numpy()
 
 
 def _require_tag_space(model: Model):
@@ -34,9 +52,7 @@ def get_tag_embedding(tags, model=None, device=None) -> np.ndarray:
         if unknown or not tag_set:
             raise ValueError(f"tags not in the model's vocabulary: {unknown or 'empty set'} (see model.tags)")
         multi_hot[row, [index[t.lower()] for t in tag_set]] = 1.0
-    with torch.inference_mode():
-        t = torch.from_numpy(multi_hot).to(model.device)
-        out = model.net.tag_affine(model.net.tag_encoder(t)).float().cpu().numpy()
+    out = _apply(model, ("tag_encoder", "tag_affine"), multi_hot)
     return out[0] if single else out
 
 
@@ -44,22 +60,22 @@ def align_audio(embeddings: np.ndarray, model=None, device=None) -> np.ndarray:
     """Map audio embeddings (..., 1152) into the space shared with tags (the audio affine layer)."""
     model = get_model(model, device)
     _require_tag_space(model)
-    with torch.inference_mode():
-        x = torch.as_tensor(np.asarray(embeddings, np.float32), device=model.device)
-        return model.net.audio_affine(x).float().cpu().numpy()
+    return _apply(model, ("audio_affine",), np.asarray(embeddings, np.float32))
 
 
-def predict_tags(y, sr, top_k: int = 10, model=None, device=None, **kw):
+def predict_tags(y, sr, top_k: int = 10, model=None, device=None, options: EmbedOptions | None = None, **kw):
     """Zero-shot tags: the vocabulary tags whose aligned vectors are closest (cosine) to the audio's.
 
     Takes the arguments of `get_embedding` (y may be a list of clips); returns a list of (tag, cosine
     similarity) pairs, best first, or a list of such lists for a list of clips.
     """
-    model = get_model(model, device)
+    option_kw, kw = EmbedOptions.split(kw)
+    options = EmbedOptions.of(options, "predict_tags", **option_kw)
+    model = get_model(model, device, options.backend)
     _require_tag_space(model)
     y = clip_or_clips(y)
     single = not isinstance(y, (list, tuple))
-    means = np.atleast_2d(get_embedding(y, sr, model=model, **kw))
+    means = np.atleast_2d(get_embedding(y, sr, model=model, options=options, **kw))
     return rank_tags(model, means, top_k)[0] if single else rank_tags(model, means, top_k)
 
 

@@ -29,7 +29,7 @@ def test_wheel_contents(tmp_path):
         assert f"coala_embed/{module}.py" in names
     assert "coala_embed/weights/README.md" in names
     for bundled in ROOT.glob("weights/*"):
-        if bundled.suffix in (".json", ".safetensors", ".md"):
+        if bundled.suffix in (".json", ".safetensors", ".onnx", ".md"):
             assert f"coala_embed/weights/{bundled.name}" in names
     assert not any(n.startswith(("tests/", "training/", "examples/")) for n in names)
     entry_points = zipfile.ZipFile(wheel).read(

@@ -16,6 +16,7 @@ import torch
 
 from coala_embed.audio import FrontEnd
 from coala_embed.checkpoint import save_checkpoint
+from coala_embed.onnx_export import export_onnx
 from training.trainer.config import TrainConfig
 from training.trainer.network import build_net
 
@@ -68,8 +69,9 @@ def export_run(run, out, metrics: dict | None = None, framing: dict | None = Non
         "evaluation": metrics or {},
     }
     frontend = dataclasses.replace(FrontEnd.from_dict(cfg["frontend"]), **(framing or {}))
-    return save_checkpoint(out, net, frontend, cfg["tags"], provenance,
-                           licence=WEIGHTS_LICENCE)
+    folder = save_checkpoint(out, net, frontend, cfg["tags"], provenance, licence=WEIGHTS_LICENCE)
+    export_onnx(folder)  # encoder.onnx beside the weights, its sha256 in config.json (backend="onnx")
+    return folder
 
 
 def summarise_evaluation(results: dict) -> dict:
