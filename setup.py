@@ -16,7 +16,7 @@ setup(
     # the top-level weights/ folder is installed inside the package as coala_embed/weights
     packages=["coala_embed", "coala_embed.weights"],
     package_dir={"coala_embed": "coala_embed", "coala_embed.weights": "weights"},
-    package_data={"coala_embed.weights": ["*.json", "*.safetensors", "*.md"]},
+    package_data={"coala_embed.weights": ["*.json", "*.safetensors", "*.onnx", "*.md"]},
     install_requires=[
         "torch>=2.1",
         "numpy>=1.22",
@@ -30,12 +30,16 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
+        "onnx": ["onnxruntime>=1.14"],  # backend="onnx"; exporting a checkpoint's encoder.onnx also needs onnx
         "sklearn": ["scikit-learn>=1.2"],
         "parquet": ["pyarrow>=16"],
         "ray": ["ray[data]>=2.9", "pyarrow>=16"],
+        "search": ["faiss-cpu>=1.7.4", "pyarrow>=16"],
+        "map": ["plotly>=5.0", "umap-learn>=0.5", "matplotlib>=3.6", "pyarrow>=16"],
         "eval": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9"],
-        "train": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7"],
-        "test": ["pytest>=7", "pyarrow>=16", "ray[data]>=2.9", "scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7"],
+        "train": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7", "onnx>=1.14"],
+        "test": ["pytest>=7", "pyarrow>=16", "ray[data]>=2.9", "scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7",
+                 "faiss-cpu>=1.7.4", "plotly>=5.0", "onnxruntime>=1.14", "onnx>=1.14"],
     },
     entry_points={"console_scripts": ["coala-embed=coala_embed.cli:main"]},
     classifiers=[
