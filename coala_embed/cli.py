@@ -5,13 +5,12 @@
     coala-embed tags dog.wav --top-k 5                  # zero-shot tags
 
 Inputs may be files, folders (searched recursively for audio files) or glob patterns (expanded here
-too, so quoted patterns and shells without globbing work). Files found inside a folder keep their
-sub-folder layout under the output folder, so `a/x.wav` and `b/x.wav` do not collide.
+too, so quoted patterns and shells without globbing work; coala_embed.inputs). Files found inside a
+folder keep their sub-folder layout under the output folder, so `a/x.wav` and `b/x.wav` do not collide.
 """
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import sys
 import time
@@ -19,98 +18,11 @@ from pathlib import Path
 
 import click
 
-from .options import PRECISIONS, EmbedOptions
 from .decode import RESAMPLERS
+from .inputs import expand_inputs, root_of
+from .options import BACKENDS, PRECISIONS, EmbedOptions
 from .sinks import OUTPUT_FORMATS
 from .version import __version__
-
-AUDIO_EXTENSIONS = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd",
-    ".caf", ".w64", ".rf64", ".voc", ".sd2", ".nist", ".sph", ".htk", ".ircam", ".sf", ".paf", ".pvf",
-    ".xi", ".avr", ".mat", ".mat4", ".mat5", ".wve", ".mpc", ".svx", ".8svx",
-})
-GLOB_CHARS = set("*?[")
-
-
-class InputError(Exception):
-    """An input argument that names no audio (missing path, empty folder, pattern with no match)."""
-
-
-def is_audio_name(path) -> bool:
-    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
-
-
-def expand_inputs(inputs) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Expand files, folders (recursive) and globs.
-
-    Returns ([(audio file, output sub-folder relative to the output dir)], [problems]); each problem
-    names its input. Explicitly named files are taken whatever their extension (a non-audio file is then
-    reported when it fails to decode); files found in folders or by patterns must have an audio extension.
-    Duplicates (the same file reached twice) are kept once.
-    """
-    found: list[tuple[Path, Path]] = []
-    problems: list[str] = []
-    seen: set = set()
-
-    def add(path: Path, rel: Path):
-        key = os.path.realpath(path)
-        if key not in seen:
-            seen.add(key)
-            found.append((path, rel))
-
-    def add_dir(folder: Path, rel_base: Path):
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and is_audio_name(p) and not _hidden(p, folder))
-        if not files:
-            problems.append(f"{folder}: no audio files in this folder (looked for {', '.join(sorted(_COMMON))}, ...)")
-        for p in files:
-            add(p, rel_base / p.parent.relative_to(folder))
-
-    for item in inputs:
-        item = os.path.expanduser(str(item))
-        path = Path(item)
-        if path.is_dir():
-            add_dir(path, Path())
-        elif path.exists():
-            add(path, Path())
-        elif GLOB_CHARS & set(item):
-            matches = sorted(glob.glob(item, recursive=True))
-            if not matches:
-                problems.append(f"{item}: no files match this pattern")
-            base = _glob_base(item)  # matches keep their layout below the pattern's fixed part
-            for m in matches:
-                mp = Path(m)
-                rel = _relative_or_flat(mp.parent, base)
-                if mp.is_dir():
-                    add_dir(mp, _relative_or_flat(mp, base))
-                elif is_audio_name(mp):
-                    add(mp, rel)
-        else:
-            problems.append(f"{item}: no such file or folder")
-    return found, problems
-
-
-_COMMON = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
-
-
-def _glob_base(pattern: str) -> Path:
-    """The leading folders of a pattern that contain no wildcard: 'data/**/*.wav' -> 'data'."""
-    parts = []
-    for part in Path(pattern).parts[:-1]:
-        if GLOB_CHARS & set(part):
-            break
-        parts.append(part)
-    return Path(*parts) if parts else Path()
-
-
-def _relative_or_flat(path: Path, base: Path) -> Path:
-    try:
-        return path.relative_to(base)
-    except ValueError:
-        return Path()
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def _format_seconds(s: float) -> str:
@@ -135,12 +47,17 @@ def _audio_seconds(path) -> float:
         return 0.0
 
 
-def _load(model, device):
+def _load(model, device, option_kw: dict):
+    """The model for these options (checked together first: e.g. --backend onnx computes in fp32 only)."""
     from .checkpoint import CheckpointError
     from .engine import get_model
 
     try:
-        return get_model(model, device)
+        backend = EmbedOptions(**option_kw).backend
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(str(e))
+    try:
+        return get_model(model, device, backend)
     except CheckpointError as e:
         raise click.ClickException(str(e))
     except (RuntimeError, ValueError) as e:  # e.g. an unknown or unavailable torch device
@@ -183,7 +100,7 @@ def main():
     """
 
 
-_CHOICES = {"resampler": RESAMPLERS, "precision": PRECISIONS}
+_CHOICES = {"resampler": RESAMPLERS, "precision": PRECISIONS, "backend": BACKENDS}
 
 
 def _check_option(ctx, param, value):
@@ -235,14 +152,18 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
 
     Writes one <stem>[_suffix].npz per file holding `embedding` (T, 1152) float32 patch embeddings,
     `timestamps` (T,) patch centres in seconds and `mean` (1152,). Existing outputs are skipped unless
-    --overwrite, so an interrupted run resumes. With --format parquet, one table per shard with a row per
-    file (path, status, error, duration, embedding), which a re-run completes. Bad files are reported and
-    skipped; the exit status is 1 if any input failed, 2 if there was nothing to do.
+    --overwrite, so an interrupted run resumes; a file changed since is embedded again. With --format
+    parquet, one table per shard with a row per file (path, key, size, mtime_ns, status, error, duration,
+    embedding), which a re-run completes. Bad files are reported and skipped; a full disk stops the run.
+    The exit status is 1 if any input failed, 2 if there was nothing to do.
     """
     from .core import process_file
     from .shard import device_from_env, parse_shard, shard_from_env, shard_indices
+    from .sinks import DiskFullError, identify
 
     t0 = time.perf_counter()
+    if quiet:
+        _silence_native_stderr()
     try:
         shard = parse_shard(shard) if shard is not None else shard_from_env()
     except ValueError as e:
@@ -259,14 +180,19 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
     elif frames:
         raise click.UsageError("--frames is for --format parquet (the .npz files always hold the patch embeddings)")
     files, problems = _expand_or_exit(inputs)
-    model = _load(model_source, device or device_from_env())
+    model = _load(model_source, device or device_from_env(), option_kw)
+    options = EmbedOptions(**option_kw)
+    if options.hop_size is not None and not quiet:
+        _say_hop_used(options.hop_size, model.frontend)
 
-    # files found in folders keep their sub-folder layout under --output-dir; process_file reports
+    # files found in folders keep their sub-folder layout under --output-dir, and are known by that
+    # relative path (their key: the folder they were found under is their root); process_file reports
     # two inputs that would still write the same output
     folders = [None if output_dir is None else Path(output_dir) / rel for _, rel in files]
+    roots = [root_of(p, rel) for p, rel in files]
     if output_format == "parquet":
         folders = Path(output_dir)
-    n_files = len(files) if shard is None else len(shard_indices([p for p, _ in files], shard))
+    n_files = len(files) if shard is None else len(shard_indices([identify(p, r).key for (p, _), r in zip(files, roots)], shard))
     counts = {"written": 0, "skipped": 0, "failed": len(problems)}
     audio_seconds = 0.0
     bar = None
@@ -288,8 +214,14 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
 
     try:
         process_file([p for p, _ in files], output_dir=folders, suffix=suffix, overwrite=overwrite, model=model,
-                     on_result=on_result, shard=shard, output_format=output_format, frames=frames,
-                     options=EmbedOptions(**option_kw))
+                     on_result=on_result, shard=shard, output_format=output_format, frames=frames, roots=roots,
+                     options=options)
+    except DiskFullError as e:  # stop at the first: every later file would fail the same way
+        if bar is not None:
+            bar.close()
+        click.echo(f"error: {e}; {counts['written']} written before it (only complete files); free space and "
+                   "run the same command again to resume", err=True)
+        sys.exit(1)
     except (OSError, RuntimeError, ValueError) as e:  # no output folder; a table made otherwise or in use
         raise click.ClickException(str(e))
     except KeyboardInterrupt:
@@ -309,6 +241,31 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
         summary += f"; {_format_seconds(audio_seconds)} of audio ({_format_speed(audio_seconds / max(elapsed, 1e-9))})"
     click.echo(summary, err=True)
     sys.exit(1 if counts["failed"] else 0)
+
+
+def _say_hop_used(hop_size: float, frontend):
+    """Patches start on whole STFT frames: say so when the hop asked for is not a whole number of them."""
+    frames = frontend.hop_frames(hop_size)
+    used = frames * frontend.hop_length / frontend.sample_rate
+    if abs(used - hop_size) > 1e-6:
+        click.echo(f"note: --hop-size {hop_size:g} s is {frames} STFT frames, {used:.4f} s (patches start on "
+                   f"whole frames of {frontend.hop_length / frontend.sample_rate * 1000:.1f} ms)", err=True)
+
+
+def _silence_native_stderr():
+    """-q: C libraries (libmpg123's 'Note: Illegal Audio-MPEG-Header') print to file descriptor 2 directly;
+    send it to /dev/null and keep Python's own messages (errors, the summary) on the real stderr."""
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):  # captured (a test runner): nothing native reaches it
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(saved, "w", buffering=1)
 
 
 def _expand_or_exit(inputs):
@@ -339,12 +296,12 @@ def tags_command(inputs, top_k, list_tags, model_source, device, **option_kw):
     from .tags import rank_tags
 
     if list_tags:
-        click.echo("\n".join(_load(model_source, device).tags))
+        click.echo("\n".join(_load(model_source, device, option_kw).tags))
         return
     if not inputs:
         raise click.UsageError("give audio FILES to tag, or --list-tags")
     files, problems = _expand_or_exit(inputs)
-    model = _load(model_source, device)
+    model = _load(model_source, device, option_kw)
     if not model.net.has_tag_space:
         raise click.ClickException(f"this {model.net.cfg.variant} checkpoint has no tag space to predict tags with")
     failed = len(problems)

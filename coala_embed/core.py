@@ -17,7 +17,7 @@ from .engine import array_job, clip_mean, embed_jobs, file_job, get_model
 from .options import EmbedOptions
 from .parquet import ParquetSink
 from .shard import shard_indices
-from .sinks import OUTPUT_FORMATS, FileResult, NpzSink
+from .sinks import OUTPUT_FORMATS, FileResult, NpzSink, identify
 
 SINKS = dict(zip(OUTPUT_FORMATS, (NpzSink, ParquetSink)))  # output_format -> sink (see coala_embed.sinks)
 
@@ -59,7 +59,7 @@ def get_embedding(y, sr, model=None, device=None, frames: bool = False, options:
         TypeError, ValueError: an option of the wrong type or value (before any audio is read).
     """
     options = EmbedOptions.of(options, "get_embedding", **option_kw)
-    model = get_model(model, device)
+    model = get_model(model, device, options.backend)
     y = clip_or_clips(y)
     single = not isinstance(y, (list, tuple))
     clips = [y] if single else list(y)
@@ -67,7 +67,7 @@ def get_embedding(y, sr, model=None, device=None, frames: bool = False, options:
     if len(rates) != len(clips):
         raise ValueError(f"{len(clips)} clips but {len(rates)} sample rates")
     names = ["audio"] if single else [f"clip {i}" for i in range(len(clips))]
-    jobs = ((i, array_job(c, r, names[i], model, options)) for i, (c, r) in enumerate(zip(clips, rates)))
+    jobs = ((names[i], array_job(c, r, names[i], model, options)) for i, (c, r) in enumerate(zip(clips, rates)))
     results = []
     for _, emb, ts, error in embed_jobs(model, jobs, options):
         if error is not None:
@@ -80,7 +80,7 @@ def embed_files(paths, model=None, device=None, options: EmbedOptions | None = N
                 ) -> Iterator[tuple[str, np.ndarray | None, np.ndarray | None, str | None]]:
     """Embed files without writing anything: yields (path, embeddings, timestamps, error) in order."""
     options = EmbedOptions.of(options, "embed_files", **option_kw)
-    model = get_model(model, device)
+    model = get_model(model, device, options.backend)
     jobs = ((str(p), file_job(p, model, options)) for p in paths)
     yield from embed_jobs(model, jobs, options)
 
@@ -88,12 +88,17 @@ def embed_files(paths, model=None, device=None, options: EmbedOptions | None = N
 def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: bool = False, model=None,
                  device=None, on_result: Callable[[FileResult], None] | None = None,
                  shard: tuple[int, int] | None = None, output_format: str = "npz", frames: bool = False,
-                 options: EmbedOptions | None = None, **option_kw) -> list[FileResult]:
+                 roots=None, options: EmbedOptions | None = None, **option_kw) -> list[FileResult]:
     """Embed audio files and write `<stem>[_suffix].npz` for each (or one Parquet table).
 
     Each .npz holds `embedding` (T, 1152) float32 patch embeddings, `timestamps` (T,) patch centres in
-    seconds, `mean` (1152,) their mean, the clip embedding, and `settings` (JSON: the weights' sha256
-    and the options that change the numbers).
+    seconds, `mean` (1152,) their mean, the clip embedding, `settings` (JSON: the weights' sha256 and
+    the options that change the numbers) and `source` (JSON: the input's key, size and mtime_ns).
+
+    Each input is known by its identity (`coala_embed.sinks.identify`): its resolved path, relative to
+    its root when `roots` gives one, with its size and modification time. The same file spelled another
+    way is the same input (embedded once, skipped when done); a file changed since its output was made
+    is embedded again.
 
     Args:
         paths: a path or a list of paths to audio files (anything libsndfile reads: WAV, FLAC, OGG, MP3, ...).
@@ -103,10 +108,13 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
         overwrite: re-embed files whose output exists; by default they are skipped (resumable runs).
         model, device, options, **option_kw: as in `get_embedding`.
         on_result: called with each FileResult as soon as it is known (progress reporting).
-        shard: (K, N) to embed only the K-th (from 0) of N disjoint parts of the paths (coala_embed.shard).
+        shard: (K, N) to embed only the K-th (from 0) of N disjoint parts of the inputs, by a hash of each
+            input's key, so adding or removing files moves no other file to another shard (coala_embed.shard).
         output_format: 'npz', or 'parquet' for one table `<output_dir>/embeddings[_suffix][-K-of-N].parquet`
             per shard, one row per file, which a re-run completes (coala_embed.parquet; needs pyarrow).
         frames: with 'parquet', also store the patch embeddings and timestamps (the .npz files always do).
+        roots: a folder, or one folder per path: keys are paths relative to it (the command line passes the
+            folder each file was found under), so a collection mounted elsewhere keeps its keys and shards.
 
     Returns:
         one FileResult per input (of the shard), in order. A bad file is reported as 'failed' with the reason and
@@ -115,19 +123,21 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
     options = EmbedOptions.of(options, "process_file", **option_kw)
     if output_format not in SINKS:
         raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
-    model = get_model(model, device)
+    model = get_model(model, device, options.backend)
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     folders = list(output_dir) if isinstance(output_dir, (list, tuple)) else [output_dir] * len(paths)
-    if len(folders) != len(paths):
-        raise ValueError(f"{len(paths)} paths but {len(folders)} output folders")
+    roots = list(roots) if isinstance(roots, (list, tuple)) else [roots] * len(paths)
+    if len(folders) != len(paths) or len(roots) != len(paths):
+        raise ValueError(f"{len(paths)} paths but {len(folders)} output folders and {len(roots)} roots")
+    items = [identify(p, r) for p, r in zip(paths, roots)]
     if shard is not None:
-        keep = shard_indices(paths, shard)
-        paths, folders = [paths[i] for i in keep], [folders[i] for i in keep]
+        keep = shard_indices([item.key for item in items], shard)
+        items, folders = [items[i] for i in keep], [folders[i] for i in keep]
     settings = {"weights_sha256": model.sha256, **options.identity()}
     sink = SINKS[output_format](output_dir=output_dir, folders=folders, suffix=suffix, overwrite=overwrite, shard=shard,
                                 frames=frames, embedding_size=model.embedding_size, settings=settings)
 
-    first: dict[str, int] = {}  # input -> its first position: a path given twice is embedded once
+    first: dict[str, int] = {}  # file -> its first position: an input given twice is embedded once
     results: dict[int, FileResult] = {}
 
     def report(i, result):
@@ -136,18 +146,18 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
             on_result(result)
 
     def jobs():
-        for i, path in enumerate(paths):
-            if first.setdefault(os.fspath(path), i) != i:
+        for i, item in enumerate(items):
+            if first.setdefault(item.real, i) != i:
                 continue
-            skipped = sink.skip(i, path)
+            skipped = sink.skip(i, item)
             if skipped is not None:
                 report(i, skipped)
             else:
-                yield i, file_job(path, model, options)
+                yield i, file_job(item.path, model, options)
 
     try:
         for i, emb, ts, error in embed_jobs(model, jobs(), options):
-            report(i, sink.add(i, paths[i], emb, ts, error))
+            report(i, sink.add(i, items[i], emb, ts, error))
     finally:
         sink.close()
-    return [results[first[os.fspath(p)]] for p in paths]
+    return [results[first[item.real]] for item in items]

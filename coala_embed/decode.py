@@ -5,7 +5,9 @@ Audio is processed as a stream of blocks, so memory stays bounded for hour-long 
 """
 from __future__ import annotations
 
+import numbers
 import os
+import struct
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -19,14 +21,18 @@ MAX_CHANNELS = 64
 READ_BLOCK_SECONDS = 30.0  # decode this much audio at a time
 HOLD_SECONDS = 60.0  # peak normalisation keeps a clip this short in memory; a longer one is decoded twice
 
+TRUNCATION_SLACK = 4096  # frames a decoder may fall short of its header's count (MP3 padding) before it is truncation
 RESAMPLERS = ("soxr_hq", "kaiser_best", "kaiser_fast")  # soxr streams; the two resampy filters do not
 
 
 def as_float_audio(y, name: str = "audio") -> np.ndarray:
     """Validate an array and return float32 of shape (n_samples, n_channels).
 
-    Integers are scaled to [-1, 1) by their type's range; floats are taken as they are.
+    Integers are scaled to [-1, 1) by their type's range; floats are taken as they are. A torch tensor is
+    taken as its values (detached, on the CPU).
     """
+    if hasattr(y, "detach") and hasattr(y, "cpu"):  # torch, without importing it
+        y = y.detach().cpu().float().numpy() if y.is_floating_point() else y.detach().cpu().numpy()
     y = np.asarray(y)
     if y.dtype.kind not in "iuf":
         raise AudioError(f"{name}: expected a numeric array, got dtype {y.dtype}")
@@ -50,7 +56,7 @@ def as_float_audio(y, name: str = "audio") -> np.ndarray:
 
 
 def check_sample_rate(sr, name: str = "audio") -> int:
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float)) or sr != int(sr):
+    if isinstance(sr, (bool, np.bool_)) or not isinstance(sr, numbers.Real) or not np.isfinite(sr) or sr != int(sr):
         raise AudioError(f"{name}: sample rate must be an integer number of Hz, got {sr!r}")
     sr = int(sr)
     if not MIN_INPUT_RATE <= sr <= MAX_INPUT_RATE:
@@ -95,21 +101,57 @@ def mono_blocks_from_file(path, name: str | None = None) -> tuple[int, Iterator[
     if info.frames == 0:
         raise AudioError(f"{name}: contains no samples")
     sr = check_sample_rate(info.samplerate, name)
+    declared = _declared_frames(path, info)
 
     def blocks():
+        decoded = 0
         try:
             with sf.SoundFile(path) as f:
                 while True:
                     block = f.read(int(READ_BLOCK_SECONDS * sr), dtype="float32", always_2d=True)
                     if len(block) == 0:
                         break
+                    decoded += len(block)
                     yield _checked_mono(block, name)
         except AudioError:
             raise
         except Exception as e:
             raise AudioError(f"{name}: audio data is corrupt or truncated ({_short(e)})") from None
+        if decoded < declared - max(TRUNCATION_SLACK, declared // 100):
+            raise AudioError(f"{name}: truncated: the header promises {declared / sr:.2f} s, the data holds "
+                             f"{decoded / sr:.2f} s (an interrupted copy or download?)")
 
     return sr, blocks()
+
+
+def _declared_frames(path, info) -> int:
+    """The frames the file's header promises. libsndfile shrinks a WAV's count to the bytes present, so
+    for WAV the RIFF header's own data size is read; MP3 (Xing), FLAC and others report the header's."""
+    if info.format != "WAV" or not info.subtype.startswith(("PCM", "FLOAT", "DOUBLE", "ULAW", "ALAW")):
+        return info.frames
+    try:
+        with open(path, "rb") as f:
+            riff = f.read(12)
+            if riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+                return info.frames
+            frame_bytes = None
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return info.frames
+                chunk, size = head[:4], struct.unpack("<I", head[4:])[0]
+                if chunk == b"fmt ":
+                    fmt = f.read(size + size % 2)
+                    frame_bytes = struct.unpack("<H", fmt[12:14])[0]  # block align
+                elif chunk == b"data":
+                    # 0 or 0xFFFFFFFF: a streamed file whose writer never filled the size in
+                    if not frame_bytes or size in (0, 0xFFFFFFFF):
+                        return info.frames
+                    return max(info.frames, size // frame_bytes)
+                else:
+                    f.seek(size + size % 2, os.SEEK_CUR)
+    except (OSError, struct.error):
+        return info.frames
 
 
 def clip_blocks(open_blocks: Callable[[], Iterator[np.ndarray]], sr: int, fe: FrontEnd,

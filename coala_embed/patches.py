@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import AudioError, FrontEnd, log_mel, log_mel_frames, scale
+from .audio import FrontEnd, log_mel, log_mel_frames, scale
 from .decode import check_sample_rate, clip_blocks, mono_blocks_from_array
 
 PATCHES_PER_CHUNK = 16  # log-mel is computed this many patches at a time
@@ -98,8 +98,8 @@ def iter_patches(blocks: Iterable[np.ndarray], fe: FrontEnd, hop_frames: int | N
         yield from compute_frames(False)
         if limit is not None and n_signal >= limit:
             break  # the rest of the file is cut: do not decode it
-    if n_signal == 0:
-        raise AudioError("contains no samples")
+    # n_signal may be 0 here: a clip of a few samples resamples to none (an empty input was refused
+    # where it was read); like any clip shorter than a patch, it becomes silence-padded patches
     if fe.short_positions > 1 and not center and limit is None and n_signal < fe.min_samples:
         # nothing was framed yet (that needs a patch's worth): buf is the STFT lead and the whole signal
         yield _short_patches(buf[half:], fe)

@@ -4,8 +4,8 @@
     ds = coala_embed.ray.embed_dataset(paths, num_workers=8, num_gpus_per_worker=1)
     ds.write_parquet("s3://bucket/embeddings")   # or local/shared storage
 
-Rows have the columns of `--format parquet` (path, status, error, duration, embedding and, with
-frames=True, patch_embeddings and timestamps), so the files read back the same way. A bad file is a
+Rows have the columns of `--format parquet` (path, key, size, mtime_ns, status, error, duration,
+embedding and, with frames=True, patch_embeddings and timestamps), so the files read back the same way. A bad file is a
 row with status 'failed' and its error. Every path must be readable where the workers run (a shared
 file system on a multi-node cluster). Needs `pip install "coala-embed[ray]"`.
 """
@@ -21,15 +21,16 @@ class _Embedder:
         from .engine import get_model
         from .parquet import schema
 
-        self.model = get_model(model, device)
+        self.model = get_model(model, device, options.backend)
         self.frames, self.options = frames, options
         self.schema = schema(self.model.embedding_size, frames, {"weights_sha256": self.model.sha256, **options.identity()})
 
     def __call__(self, batch):
         from .core import embed_files
         from .parquet import duration_of, row, to_table
+        from .sinks import identify
 
-        rows = [row(path, error, duration_of(path), emb, ts, self.frames)
+        rows = [row(identify(path), error, duration_of(path) if error is None else None, emb, ts, self.frames)
                 for path, emb, ts, error in embed_files(batch["path"].to_pylist(), model=self.model, options=self.options)]
         return to_table(rows, self.schema)
 

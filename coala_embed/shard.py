@@ -1,13 +1,16 @@
-"""Shards: the K-th of N deterministic, disjoint parts of a list of inputs.
+"""Shards: the K-th of N deterministic, disjoint parts of a set of inputs.
 
-N processes given the same inputs, one per shard (a Slurm job array, a Kubernetes indexed job,
-`torchrun --nproc_per_node G --no-python coala-embed ...`), cover the list exactly once. Shard K holds
-the inputs at positions K, K+N, K+2N, ... of the list sorted by path: every process sorts the same way
-whatever order the inputs came in, and long and short files in one folder spread over all shards.
-The split depends on the whole list, so all shards must be given the same inputs and the same N.
+N processes, one per shard (a Slurm job array, a Kubernetes indexed job, `torchrun --nproc_per_node G
+--no-python coala-embed ...`), cover the inputs exactly once. An input belongs to shard
+`blake2b(key) mod N`, where key is its identity (coala_embed.sinks.identify: the path relative to the
+folder it was found under): it depends on that input alone, not on the list, so adding or removing
+files never moves another file to another shard, the processes need not see the same list, and a
+shard run again resumes. Shards are balanced in expectation (each within a few percent of 1/N for
+thousands of files), not exactly.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 
@@ -53,11 +56,16 @@ def device_from_env(environ=os.environ) -> str | None:
     return f"cuda:{int(local_rank)}" if torch.cuda.is_available() else None
 
 
-def shard_indices(paths, shard) -> list[int]:
-    """Positions in `paths` of the inputs that belong to `shard` (K, N), in input order."""
+def shard_of(key: str, n: int) -> int:
+    """The shard (0 <= K < n) of an input key: a stable hash, the same on every machine and Python."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n
+
+
+def shard_indices(keys, shard) -> list[int]:
+    """Positions in `keys` (input keys, or paths) of the inputs that belong to `shard` (K, N), in input order."""
     k, n = check_shard(shard)
-    order = sorted(range(len(paths)), key=lambda i: os.fspath(paths[i]))
-    return sorted(order[k::n])
+    return [i for i, key in enumerate(keys) if shard_of(os.fspath(key), n) == k]
 
 
 def shard_name(shard) -> str:

@@ -1,20 +1,25 @@
-"""Where file embeddings go: output sinks, and one of them, a `.npz` file per input.
+"""Where file embeddings go: each input's identity, output sinks, and one of them, a `.npz` per input.
 
 A sink answers three questions for `process_file` (coala_embed.core), which is only: skip what the
 sink has -> engine -> sink.
 
-    skip(i, path) -> FileResult | None    already done (or cannot be written)? None: embed it
-    add(i, path, embeddings, timestamps, error) -> FileResult    store one input's result
+    skip(i, item) -> FileResult | None    already done (or cannot be written)? None: embed it
+    add(i, item, embeddings, timestamps, error) -> FileResult    store one input's result
     close()                               finish (flush, merge); called once, also after an error
 
-`i` is the input's position, for sinks whose output depends on it (one output folder per input).
-Every sink is built with the same keyword arguments (output_dir, folders, suffix, overwrite, shard,
-frames, embedding_size, settings). The other sink is the Parquet table (coala_embed.parquet); a new
-format is one more class like these, registered in `coala_embed.core.SINKS`.
+`item` is the input's `Source` (its path as given, its canonical key, size and modification time);
+`i` its position, for sinks whose output depends on it (one output folder per input). Every sink is
+built with the same keyword arguments (output_dir, folders, suffix, overwrite, shard, frames,
+embedding_size, settings). The other sink is the Parquet table (coala_embed.parquet); a new format is
+one more class like these, registered in `coala_embed.core.SINKS`.
+
+A full disk (ENOSPC, EDQUOT) stops the run: `DiskFullError` is raised after what was written so far
+is closed, and nothing is left half-written.
 """
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import secrets
@@ -25,6 +30,11 @@ import numpy as np
 from .engine import clip_mean
 
 OUTPUT_FORMATS = ("npz", "parquet")  # the sinks of coala_embed.core.SINKS, named here for the command line
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class DiskFullError(OSError):
+    """The output's disk is full: the run stops at the first file that could not be written."""
 
 
 @dataclasses.dataclass
@@ -36,9 +46,47 @@ class FileResult:
     n_patches: int = 0
 
 
-def output_path(path, output_dir=None, suffix=None) -> Path:
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """An input file and its identity: outputs are keyed by `key`, and are stale when size or mtime differ."""
+
+    path: str  # as the caller spelled it
+    key: str  # the resolved path relative to the root it was found under, or resolved and absolute
+    real: str = ""  # the resolved absolute path: the same file however spelled (two files may share a key)
+    size: int | None = None  # None: the file could not be examined (the engine reports why)
+    mtime_ns: int | None = None
+
+    def stamp(self) -> dict:
+        return {"key": self.key, "size": self.size, "mtime_ns": self.mtime_ns}
+
+
+def identify(path, root=None) -> Source:
+    """`path`'s identity: its resolved path (symbolic links, `..` and the working folder resolved),
+    relative to the resolved `root` when it lies below it (so that a collection keeps its keys when
+    it is mounted elsewhere), with its size and modification time."""
+    real = os.path.realpath(os.fspath(path))
+    key = real
+    if root is not None:
+        rel = os.path.relpath(real, os.path.realpath(os.fspath(root)))
+        if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+            key = rel
+    try:
+        st = os.stat(real)
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+    except OSError:
+        size = mtime_ns = None
+    return Source(os.fspath(path), Path(key).as_posix(), real, size, mtime_ns)
+
+
+def disk_full(e: OSError) -> bool:
+    return getattr(e, "errno", None) in _DISK_FULL
+
+
+def output_path(path, output_dir=None, suffix=None, keep_extension: bool = False) -> Path:
+    """`<output_dir>/<stem>[_suffix].npz`, or `<stem>.<ext>[_suffix].npz` with keep_extension (the name
+    an input gets when another input of the run already has `<stem>.npz` in the same folder)."""
     path = Path(path)
-    stem = path.stem + (f"_{suffix}" if suffix else "")
+    stem = (path.name if keep_extension else path.stem) + (f"_{suffix}" if suffix else "")
     return Path(output_dir if output_dir is not None else path.parent) / f"{stem}.npz"
 
 
@@ -61,8 +109,12 @@ def write_npz_atomic(target: Path, **arrays):
 
 
 class NpzSink:
-    """`<stem>[_suffix].npz` per input: `embedding` (T, D), `timestamps` (T,), `mean` (D,) and `settings`
-    (JSON of the weights' sha256 and the options that made it, as the Parquet table's metadata)."""
+    """`<stem>[_suffix].npz` per input: `embedding` (T, D), `timestamps` (T,), `mean` (D,), `settings` (JSON of
+    the weights' sha256 and the options that made it, as the Parquet table's metadata) and `source` (JSON of
+    the input's key, size and mtime_ns). An existing output is skipped unless its recorded source size or
+    modification time differ from the input's (the input changed: it is embedded again). Two inputs of
+    one run with the same stem in the same output folder: the first keeps `<stem>.npz`, the others are
+    named `<stem>.<ext>.npz`."""
 
     def __init__(self, *, output_dir, folders: list, suffix: str | None, overwrite: bool, shard, frames: bool,
                  embedding_size: int, settings: dict):
@@ -77,30 +129,48 @@ class NpzSink:
             except OSError as e:
                 raise OSError(e.errno, f"cannot create output folder {folder}: {e.strerror or e}") from None
 
-    def skip(self, i: int, path) -> FileResult | None:
+    def skip(self, i: int, item: Source) -> FileResult | None:
+        path = item.path
         target = output_path(path, self.output_dirs[i], self.suffix)
+        if target.resolve() in self.owner:
+            target = output_path(path, self.output_dirs[i], self.suffix, keep_extension=True)
         key = target.resolve()
         if key in self.owner:
-            return FileResult(str(path), str(target), "failed",
+            return FileResult(path, str(target), "failed",
                               f"{path}: output {target} would overwrite the output of {self.owner[key]}")
-        self.owner[key] = str(path)
-        if target.exists() and not self.overwrite:
-            return FileResult(str(path), str(target), "skipped")
+        self.owner[key] = path
+        if target.exists() and not self.overwrite and _same_source(target, item):
+            return FileResult(path, str(target), "skipped")
         if not os.access(target.parent, os.W_OK):
-            return FileResult(str(path), str(target), "failed", f"{path}: output folder {target.parent} is not writable")
+            return FileResult(path, str(target), "failed", f"{path}: output folder {target.parent} is not writable")
         self.targets[i] = target
         return None
 
-    def add(self, i: int, path, embeddings, timestamps, error) -> FileResult:
-        path, target = str(path), self.targets.pop(i)
+    def add(self, i: int, item: Source, embeddings, timestamps, error) -> FileResult:
+        path, target = item.path, self.targets.pop(i)
         if error is not None:
             return FileResult(path, None, "failed", error)
         try:
             write_npz_atomic(target, embedding=embeddings, timestamps=timestamps, mean=clip_mean(embeddings),
-                             settings=self.settings)
+                             settings=self.settings, source=np.array(json.dumps(item.stamp(), sort_keys=True)))
         except OSError as e:
+            if disk_full(e):
+                raise DiskFullError(e.errno, f"{path}: cannot write {target}: the disk is full "
+                                             f"({e.strerror or e}); stopped") from None
             return FileResult(path, None, "failed", f"{path}: cannot write {target} ({e.strerror or e})")
         return FileResult(path, str(target), "written", n_patches=len(embeddings))
 
     def close(self):
         pass
+
+
+def _same_source(target: Path, item: Source) -> bool:
+    """Whether an existing output was made from the input as it is now (outputs without a record: yes)."""
+    try:
+        with np.load(target) as z:
+            if "source" not in z.files:
+                return True
+            made_from = json.loads(str(z["source"]))
+    except Exception:  # an unreadable output is made again
+        return False
+    return (made_from.get("size"), made_from.get("mtime_ns")) == (item.size, item.mtime_ns)

@@ -97,13 +97,13 @@ class CoalaEmbedder(TransformerMixin, BaseEstimator):
         jobs = []
         for i, item in enumerate(items):
             if isinstance(item, (str, os.PathLike)):
-                jobs.append((i, file_job(item, model, options)))
+                jobs.append((os.fspath(item), file_job(item, model, options)))
             else:
                 if self.sr is None:
                     raise ValueError("array inputs need the sample rate: CoalaEmbedder(sr=...)")
-                jobs.append((i, array_job(item, self.sr, f"X[{i}]", model, options)))
+                jobs.append((f"X[{i}]", array_job(item, self.sr, f"X[{i}]", model, options)))
         out = np.zeros((len(items), model.embedding_size), np.float32)
-        for i, emb, _, error in embed_jobs(model, jobs, options):
+        for i, (_, emb, _, error) in enumerate(embed_jobs(model, jobs, options)):  # results come in input order
             if error is not None:
                 raise AudioError(error)
             out[i] = clip_mean(emb)

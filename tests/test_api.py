@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,10 +94,13 @@ def test_npz_contents(model, wav_dir, tmp_path):
     assert [r.status for r in results] == ["written"] * 3
     assert sorted(os.listdir(out)) == ["a_coala.npz", "b_coala.npz", "c_coala.npz"]
     with np.load(out / "b_coala.npz") as z:
-        assert set(z.files) == {"embedding", "timestamps", "mean", "settings"}
+        assert set(z.files) == {"embedding", "timestamps", "mean", "settings", "source"}
         settings = json.loads(str(z["settings"]))  # what made it, as a Parquet table's metadata records
-        assert settings == {"weights_sha256": model.sha256, "hop_size": None, "center": False,
-                            "clip_seconds": None, "resampler": "soxr_hq", "precision": "fp32"}
+        assert settings["weights_sha256"] == model.sha256 and settings["hop_size"] is None
+        assert settings["resampler"] == "soxr_hq" and settings["precision"] == "fp32"
+        source = json.loads(str(z["source"]))  # from which file, as it was then
+        st = os.stat(wav_dir / "b.wav")
+        assert source == {"key": str((wav_dir / "b.wav").resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         assert z["embedding"].shape == (2, 1152) and z["embedding"].dtype == np.float32
         assert z["timestamps"].shape == (2,) and z["timestamps"].dtype == np.float64
         assert z["mean"].shape == (1152,) and z["mean"].dtype == np.float32
@@ -138,12 +142,19 @@ def test_last_partial_batch_flushed_when_later_files_skipped(model, wav_dir, tmp
 
 
 def test_output_name_collision(model, tmp_path):
-    for sub in ("x", "y"):
+    for sub in ("x", "y", "z"):
         (tmp_path / sub).mkdir()
         write_wav(tmp_path / sub / "same.wav", 1.0)
-    results = process_file([tmp_path / "x" / "same.wav", tmp_path / "y" / "same.wav"], output_dir=tmp_path / "o", model=model)
-    assert [r.status for r in results] == ["written", "failed"]
-    assert "would overwrite" in results[1].error
+    write_wav(tmp_path / "x" / "same.flac", 1.0)
+    inputs = [tmp_path / "x" / "same.wav", tmp_path / "x" / "same.flac", tmp_path / "y" / "same.wav",
+              tmp_path / "z" / "same.wav"]
+    results = process_file(inputs, output_dir=tmp_path / "o", model=model)
+    # the first keeps <stem>.npz, the next ones <stem>.<ext>.npz; one more with both names taken cannot be placed
+    assert [r.status for r in results] == ["written", "written", "written", "failed"]
+    assert [Path(r.output).name for r in results[:3]] == ["same.npz", "same.flac.npz", "same.wav.npz"]
+    assert "would overwrite" in results[3].error and "z/same.wav" in results[3].error
+    again = process_file(inputs, output_dir=tmp_path / "o", model=model)  # not "failed" forever: resumed
+    assert [r.status for r in again] == ["skipped", "skipped", "skipped", "failed"]
 
 
 def test_atomic_write_leaves_no_partial_file(model, wav_dir, tmp_path, monkeypatch):
@@ -157,12 +168,20 @@ def test_atomic_write_leaves_no_partial_file(model, wav_dir, tmp_path, monkeypat
         if calls["n"] == 2:
             f.write(b"PK\x03\x04 half an archive")
             raise OSError(28, "No space left on device")
+        if calls["n"] == 3:
+            f.write(b"PK\x03\x04 half an archive")
+            raise OSError(5, "Input/output error")
         return real_savez(f, **arrays)
 
     monkeypatch.setattr(sinks.np, "savez", failing_savez)
+    # a full disk stops the run at the first file it could not write (every later one would fail too)
+    with pytest.raises(sinks.DiskFullError, match=r"b\.wav: cannot write .*b\.npz: the disk is full"):
+        process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
+    assert sorted(os.listdir(out)) == ["a.npz"]  # no b.npz, no temporary file
+    # another write error fails that file only
     results = process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
-    assert [r.status for r in results] == ["written", "failed", "written"]
-    assert "No space left" in results[1].error and "b.wav" in results[1].error
+    assert [r.status for r in results] == ["skipped", "failed", "written"]
+    assert "Input/output error" in results[1].error and "b.wav" in results[1].error
     assert sorted(os.listdir(out)) == ["a.npz", "c.npz"]  # no b.npz, no temporary file
 
     # an interrupt (not an error) mid-write also leaves nothing behind, and the re-run resumes

@@ -63,13 +63,20 @@ def test_truncated_wav(model, tmp_path):
     (tmp_path / "header.wav").write_bytes(data[:30])
     r = _one(tmp_path / "header.wav", model, tmp_path)
     assert r.status == "failed" and "header.wav" in r.error
-    # cut inside the samples (an interrupted copy): what is there is embedded, like other decoders do
+    # cut inside the samples (an interrupted copy): libsndfile reads what is there as if it were the
+    # whole file; the RIFF header's size says otherwise, and the file fails as truncated, nothing written
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2 + 1])
     r = _one(tmp_path / "cut.wav", model, tmp_path)
-    assert r.status == "written"
-    with np.load(r.output) as z:
-        y, sr = sf.read(tmp_path / "good.wav", frames=(len(data) // 2 - 44) // 2)
-        np.testing.assert_allclose(z["mean"], get_embedding(y, sr, model=model), atol=1e-4)
+    assert r.status == "failed" and r.output is None
+    assert "cut.wav: truncated: the header promises 6.00 s, the data holds 3.00 s" in r.error
+    # an MP3 cut in half (its Xing header counts the frames) fails the same way; a whole one is embedded
+    y = tone(5.0, 44100)
+    sf.write(tmp_path / "whole.mp3", y, 44100, format="MP3", subtype="MPEG_LAYER_III")
+    mp3 = (tmp_path / "whole.mp3").read_bytes()
+    (tmp_path / "cut.mp3").write_bytes(mp3[: len(mp3) // 2])
+    assert _one(tmp_path / "whole.mp3", model, tmp_path).status == "written"
+    r = _one(tmp_path / "cut.mp3", model, tmp_path)
+    assert r.status == "failed" and "cut.mp3: truncated: the header promises 5.00 s" in r.error
 
 
 def test_nan_and_inf_in_file(model, tmp_path):

@@ -53,12 +53,14 @@ def test_folder_is_recursive_and_keeps_layout(run, tmp_path):
 
 
 def test_output_collisions_are_reported(run, tmp_path):
-    for sub in ("a", "b"):
+    for sub in ("a", "b", "c"):
         (tmp_path / sub).mkdir()
         write_wav(tmp_path / sub / "same.wav", 1.0)
-    r = run(tmp_path / "a" / "same.wav", tmp_path / "b" / "same.wav", "-o", tmp_path / "o")
-    assert r.exit_code == 1
-    assert "would overwrite the output of" in r.stderr and "1 written" in r.stderr
+    write_wav(tmp_path / "a" / "same.flac", 1.0)
+    r = run(*(tmp_path / f for f in ("a/same.wav", "a/same.flac", "b/same.wav", "c/same.wav")), "-o", tmp_path / "o")
+    assert r.exit_code == 1  # same.npz, same.flac.npz, same.wav.npz, and then no name left for c/same.wav
+    assert "would overwrite the output of" in r.stderr and "3 written" in r.stderr
+    assert sorted(os.listdir(tmp_path / "o")) == ["same.flac.npz", "same.npz", "same.wav.npz"]
 
 
 def test_missing_and_bad_inputs_fail_but_others_are_written(run, wav_dir, tmp_path):

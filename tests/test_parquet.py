@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from coala_embed import load_model, process_file
 from coala_embed import parquet as table_module
 from coala_embed.cli import main
+from coala_embed.shard import shard_of
 
 from conftest import write_wav
 
@@ -44,7 +45,7 @@ def test_table_matches_npz_and_has_a_failed_row(small, corpus, tmp_path):
     npz = process_file(corpus, output_dir=tmp_path / "npz", model=small)
     results = process_file(corpus, output_dir=tmp_path / "t", model=small, output_format="parquet", frames=True)
     assert [r.status for r in results] == [r.status for r in npz] == ["written"] * 9 + ["failed"]
-    assert sorted(os.listdir(tmp_path / "t")) == [".embeddings.parquet.lock", "embeddings.parquet"]
+    assert sorted(os.listdir(tmp_path / "t")) == ["embeddings.parquet"]  # no lock file left
     table = pq.read_table(tmp_path / "t" / "embeddings.parquet")
     assert table.schema.field("embedding").type.list_size == small.embedding_size
     assert str(table.schema.field("embedding").type.value_type) == "float"
@@ -114,10 +115,12 @@ def test_cli_parquet(small_ckpt_dir, corpus, tmp_path):
     args = [*corpus, "-o", str(out), "--format", "parquet", "--shard", "1/2", "--model", str(small_ckpt_dir), "-q"]
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     got = rows(out / "embeddings-00001-of-00002.parquet")
-    assert len(got) == 5 and f"{sum(g['status'] == 'written' for g in got.values())} written" in r.stderr
+    # files named on the command line are known by their names (their folder is their root)
+    assert sorted(got) == sorted(p for p in corpus if shard_of(os.path.basename(p), 2) == 1)
+    assert f"{sum(g['status'] == 'written' for g in got.values())} written" in r.stderr
     assert r.exit_code == (1 if corpus[-1] in got else 0)
     r = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert "0 written" in r.stderr and len(rows(out / "embeddings-00001-of-00002.parquet")) == 5
+    assert "0 written" in r.stderr and len(rows(out / "embeddings-00001-of-00002.parquet")) == len(got)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,7 +128,7 @@ def test_cli_parquet(small_ckpt_dir, corpus, tmp_path):
 # the removal of the parts); a re-run must give the table of an uninterrupted run, each row once
 
 KILLER = r"""
-import json, os, shutil, signal, sys
+import json, os, pathlib, signal, sys
 from coala_embed import load_model, parquet, process_file
 paths, out, ckpt, when = json.loads(sys.argv[1])
 parquet.ROWS_PER_PART = 2
@@ -137,9 +140,10 @@ def on_result(r):
         die()
 if when == "merge":  # the merged table is written to its temporary file, not yet renamed
     real = os.replace
-    parquet.os.replace = lambda a, b: die() if str(b).endswith(".parquet") and "parts" not in str(b) else real(a, b)
-if when == "cleanup":
-    parquet.shutil.rmtree = die
+    parquet.os.replace = lambda a, b: die() if str(b).endswith(".parquet") and ".part-" not in str(b) else real(a, b)
+if when == "cleanup":  # the compacted table has replaced the old one; its parts are still there
+    real_unlink = pathlib.Path.unlink
+    pathlib.Path.unlink = lambda p, *a, **k: die() if ".part-" in p.name else real_unlink(p, *a, **k)
 process_file(paths, output_dir=out, model=load_model(ckpt, device="cpu"), output_format="parquet",
              frames=True, on_result=on_result, shard=(0, 1))
 """
@@ -157,14 +161,20 @@ def test_sigkill_loses_nothing_and_writes_nothing_twice(small, small_ckpt_dir, c
                        capture_output=True, text=True, timeout=300,
                        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
     assert p.returncode == -signal.SIGKILL, p.stderr
-    parts = out / ".embeddings-00000-of-00001.parquet.parts"
-    assert parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= (2 if when == "run" else 4)
+    parts = list(out.glob("embeddings-00000-of-00001.part-*.parquet"))
+    assert len(parts) >= (2 if when == "run" else 4)
+    # after the crash the folder reads as a table with every committed row (the parts are Parquet
+    # files of the dataset, nothing hidden): 3 earlier rows and 2 parts of 2 rows, or all 10
+    visible = pq.ParquetDataset(out).read().to_pandas()
+    assert set(visible.columns) >= {"path", "key", "status", "embedding"}
+    assert visible.key.nunique() == (7 if when == "run" else len(corpus))
+    assert len(table_module.read_table(out)) == visible.key.nunique()  # one row per key, the newest
     results = process_file(corpus, output_dir=out, model=small, output_format="parquet", frames=True, shard=(0, 1))
     if when == "run":  # the earlier table's 3 rows and 2 parts of 2 rows are kept, the rest is embedded
         assert [r.status for r in results].count("skipped") == 3 + 4
     else:  # everything was committed: only the failed row is tried again
         assert [r.status for r in results].count("skipped") == 9
-    assert sorted(os.listdir(out)) == [".embeddings-00000-of-00001.parquet.lock", "embeddings-00000-of-00001.parquet"]
+    assert sorted(os.listdir(out)) == ["embeddings-00000-of-00001.parquet"]
     table = pq.read_table(out / "embeddings-00000-of-00001.parquet")
     got = rows(out / "embeddings-00000-of-00001.parquet")
     assert table.num_rows == len(got) == len(expected) == len(corpus)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 from coala_embed import load_model, process_file
 from coala_embed.cli import main
-from coala_embed.shard import device_from_env, parse_shard, shard_from_env, shard_indices
+from coala_embed.shard import device_from_env, parse_shard, shard_from_env, shard_indices, shard_of
 
 from conftest import write_wav
 
@@ -51,10 +52,45 @@ def test_shards_are_disjoint_cover_and_ignore_input_order():
         parts = [[paths[i] for i in shard_indices(paths, (k, n))] for k in range(n)]
         flat = [p for part in parts for p in part]
         assert sorted(flat) == sorted(paths) and len(set(flat)) == len(paths)
-        assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
         shuffled = random.Random(n).sample(paths, len(paths))
         assert [sorted(shuffled[i] for i in shard_indices(shuffled, (k, n))) for k in range(n)] == \
             [sorted(part) for part in parts]
+
+
+def test_adding_or_removing_files_moves_no_other_file():
+    """A file's shard depends on its key alone (a hash), so a growing folder keeps its shards; balanced
+    in expectation: 10,000 keys over 8 shards land within 5 % of 1/8 each."""
+    keys = [f"sounds/{i // 100:03d}/{i:05d}.wav" for i in range(10_000)]
+    before = {keys[i]: k for k in range(8) for i in shard_indices(keys, (k, 8))}
+    more = keys[:5000] + ["new/one.wav", "sounds/000/00000 copy.wav"] + keys[5000::2]  # added, removed, reordered
+    after = {more[i]: k for k in range(8) for i in shard_indices(more, (k, 8))}
+    assert all(after[key] == before[key] for key in after if key in before)
+    counts = np.bincount(list(before.values()), minlength=8)
+    assert counts.min() > 0.95 * 10_000 / 8 and counts.max() < 1.05 * 10_000 / 8
+    assert shard_of("sounds/000/00000.wav", 8) == before["sounds/000/00000.wav"]  # the same on every machine
+
+
+def test_cli_keys_and_shards_do_not_depend_on_how_the_folder_is_spelled(small_ckpt_dir, corpus, tmp_path, monkeypatch):
+    """Resume and shards follow each file's key (its path below the folder given), not the spelling."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    d = tmp_path / "corpus"
+    shutil.copytree(corpus[0], d)  # a copy: one file is changed below
+    out = tmp_path / "t"
+    base = [str(out), "--format", "parquet", "--model", str(small_ckpt_dir), "-q"]
+    r1 = CliRunner().invoke(main, [str(d), "-o", *base, "--shard", "0/2"], catch_exceptions=False)
+    monkeypatch.chdir(d.parent)
+    r2 = CliRunner().invoke(main, [f"./{d.name}/../{d.name}/", "-o", *base, "--shard", "0/2"], catch_exceptions=False)
+    assert "0 written" in r2.stderr and "0 written" not in r1.stderr
+    table = pq.read_table(out / "embeddings-00000-of-00002.parquet")
+    keys = table["key"].to_pylist()
+    assert len(keys) == len(set(keys)) and all(not k.startswith("/") for k in keys)  # e.g. 'x/01.wav'
+    assert all(shard_of(k, 2) == 0 for k in keys)
+    # a file changed since it was embedded is embedded again, and replaces its row
+    changed = next(d / k for k in keys if "junk" not in k)
+    write_wav(changed, 2.0, 16000, freq=999)
+    r3 = CliRunner().invoke(main, [str(d), "-o", *base, "--shard", "0/2"], catch_exceptions=False)
+    assert "1 written" in r3.stderr
+    assert pq.read_table(out / "embeddings-00000-of-00002.parquet").num_rows == len(keys)
 
 
 def test_union_of_shards_is_the_unsharded_run(small, corpus, tmp_path):

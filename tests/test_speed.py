@@ -123,7 +123,7 @@ def test_workers_give_bit_identical_results_in_order(small_ckpt_dir, tmp_path, b
     runs = {w: list(coala_embed.embed_files(paths, model=model, batch_size=batch_size, num_workers=w))
             for w in (0, 1, 3)}
     assert [r[0] for r in runs[0]] == [str(p) for p in paths]
-    assert [r[3] is None for r in runs[0]] == [True, True, False, True, False, True, True]
+    assert [r[3] is None for r in runs[0]] == [True, True, False, True, False, False, True]  # truncated fails
     for w in (1, 3):
         for (p0, e0, t0, err0), (p1, e1, t1, err1) in zip(runs[0], runs[w], strict=True):
             assert (p0, err0) == (p1, err1)
