@@ -21,7 +21,6 @@ and exits 1 on any mismatch.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -257,7 +256,7 @@ def _full_disk(work: Path, data: Path, common: list, env: dict, n_bad: int, prob
     mnt = work / "small_disk"
     mnt.mkdir()
     need = sum(-(-f.stat().st_size // 4096) * 4 for f in (work / "ref_npz").rglob("*.npz"))  # KiB in 4-KiB pages
-    size_kb = need // 3 + 256  # room for about a third of the outputs
+    size_kb = max(16, need // 3)  # room for about a third of the outputs
     if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)],
                       capture_output=True).returncode != 0:
         return False

@@ -302,3 +302,68 @@ def test_no_bundled_weights_is_a_clear_error(tmp_path, monkeypatch):
         load_model()
     with pytest.raises(CheckpointError, match="no weights are bundled"):
         coala_embed.core.get_model(None, "cpu")
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 32's findings: each of these failed before it was fixed
+
+
+def test_a_few_samples_give_short_clip_patches_not_an_anonymous_error(model, tmp_path):
+    """1 sample at 44.1 kHz resamples to none at 22 kHz: it is a short clip (3 places in silence), not
+    'contains no samples' without a file name."""
+    sf.write(tmp_path / "one.wav", np.array([0.5], np.float32), 44100)
+    r = _one(tmp_path / "one.wav", model, tmp_path)
+    assert r.status == "written" and r.error is None
+    with np.load(r.output) as z:
+        assert z["embedding"].shape[0] == model.frontend.short_positions and np.isfinite(z["mean"]).all()
+    assert np.isfinite(get_embedding(np.array([0.5], np.float32), 44100, model=model)).all()
+
+
+@pytest.mark.parametrize("kw, error, message", [
+    ({"batch_size": 1.5}, TypeError, "batch_size must be a whole number"),
+    ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+    ({"resampler": "bogus"}, ValueError, "resampler must be one of"),
+    ({"precision": "int8"}, ValueError, "precision must be one of"),
+    ({"hop_size": -1.0}, ValueError, "hop_size must be positive"),
+    ({"hop_size": "1"}, TypeError, "hop_size must be a number"),
+    ({"num_workers": -1}, ValueError, "num_workers must be >= 0"),
+    ({"center": "yes"}, TypeError, "center must be True or False"),
+    ({"hopsize": 1.0}, TypeError, "unexpected keyword argument.*hopsize"),
+])
+def test_parameter_errors_name_the_parameter_before_any_audio_is_read(model, tmp_path, kw, error, message):
+    opened = []
+    real = coala_embed.decode.mono_blocks_from_file
+    coala_embed.decode.mono_blocks_from_file = lambda *a, **k: opened.append(a) or real(*a, **k)
+    try:
+        with pytest.raises(error, match=message):
+            get_embedding(tone(1.0, 22050), 22050, model=model, **kw)
+        with pytest.raises(error, match=message):
+            process_file([write_wav(tmp_path / "a.wav", 1.0)], output_dir=tmp_path / "out", model=model, **kw)
+    finally:
+        coala_embed.decode.mono_blocks_from_file = real
+    assert not opened and not (tmp_path / "out").exists()
+
+
+def test_numpy_scalar_rates_and_tensors_that_require_grad(model):
+    import torch
+
+    y = tone(1.0, 22050)
+    want = get_embedding(y, 22050, model=model)
+    for sr in (np.float32(22050), np.int64(22050), np.float64(22050.0), 22050.0):
+        np.testing.assert_array_equal(get_embedding(y, sr, model=model), want)
+    t = torch.from_numpy(y.copy()).requires_grad_(True)
+    np.testing.assert_array_equal(get_embedding(t, 22050, model=model), want)
+    with pytest.raises(AudioError, match="audio: sample rate must be an integer"):
+        get_embedding(y, np.float32(22050.5), model=model)
+
+
+def test_a_path_given_twice_or_spelled_twice_is_embedded_once(model, tmp_path, monkeypatch):
+    p = write_wav(tmp_path / "a.wav", 1.0)
+    monkeypatch.chdir(tmp_path)
+    results = process_file([p, p, "./a.wav", "../" + tmp_path.name + "/a.wav"], output_dir=tmp_path / "out", model=model)
+    assert [r.status for r in results] == ["written"] * 4 and len({r.output for r in results}) == 1
+    assert os.listdir(tmp_path / "out") == ["a.npz"]
+    again = process_file(["./a.wav"], output_dir=tmp_path / "out", model=model)
+    assert again[0].status == "skipped"
+    os.utime(p, ns=(os.stat(p).st_atime_ns, os.stat(p).st_mtime_ns + 10**9))  # the file changed since
+    assert process_file([p], output_dir=tmp_path / "out", model=model)[0].status == "written"

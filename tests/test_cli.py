@@ -7,12 +7,13 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
 from coala_embed import checkpoint as ckpt_module
 from coala_embed.cli import expand_inputs, main
 
-from conftest import TAGS, write_wav
+from conftest import TAGS, tone, write_wav
 
 
 @pytest.fixture
@@ -220,3 +221,38 @@ def test_recursive_glob_keeps_layout(run, tmp_path):
     assert r.exit_code == 0, r.output
     found = sorted(str(p.relative_to(out)) for p in out.rglob("*.npz"))
     assert found == ["a/same.npz", "b/c/same.npz", "top.npz"]
+
+
+def test_full_disk_stops_at_the_first_file_with_one_message(run, wav_dir, tmp_path, monkeypatch):
+    from coala_embed import sinks
+
+    def full(f, **arrays):
+        f.write(b"PK\x03\x04 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sinks.np, "savez", full)
+    r = run(wav_dir, "-o", tmp_path / "feats", "-q")
+    assert r.exit_code == 1 and r.stderr.count("disk is full") == 1 and "a.wav" in r.stderr
+    assert "run the same command again to resume" in r.stderr
+    assert not [p for p in (tmp_path / "feats").rglob("*") if p.is_file()]  # nothing half-written
+
+
+def test_the_hop_used_is_reported(run, wav_dir, tmp_path):
+    r = run(wav_dir / "a.wav", "-o", tmp_path / "f", "--hop-size", "0.5")
+    assert "--hop-size 0.5 s is 21 STFT frames, 0.4887 s" in r.stderr
+    r = run(wav_dir / "a.wav", "-o", tmp_path / "g", "--hop-size", str(21 * 512 / 22000))
+    assert "STFT frames" not in r.stderr
+
+
+def test_quiet_silences_the_decoders_own_notes(ckpt_dir, tmp_path):
+    """libmpg123 writes notes to file descriptor 2 itself; with -q only our errors and summary remain."""
+    y = tone(3.0, 44100)
+    sf.write(tmp_path / "a.mp3", y, 44100, format="MP3", subtype="MPEG_LAYER_III")
+    data = (tmp_path / "a.mp3").read_bytes()
+    (tmp_path / "cut.mp3").write_bytes(data[: len(data) // 2])
+    cmd = [sys.executable, "-m", "coala_embed.cli", str(tmp_path / "cut.mp3"), "-o", str(tmp_path / "o"),
+           "--model", str(ckpt_dir), "--device", "cpu"]
+    loud = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    quiet = subprocess.run(cmd + ["-q"], capture_output=True, text=True, timeout=120)
+    assert "Xing stream size" in loud.stderr  # the note this test is about still exists without -q
+    assert "Xing" not in quiet.stderr and "cut.mp3: truncated" in quiet.stderr and quiet.returncode == 1
