@@ -47,11 +47,28 @@ def _audio_seconds(path) -> float:
         return 0.0
 
 
+def _default_backend(model, device, option_kw: dict):
+    """The command line's backend when none is given: onnxruntime where it is installed and can run the
+    model (on the CPU, fp32; the bundled weights ship encoder.onnx, other checkpoints need the onnx package
+    to export theirs), because it starts in a fraction of a second and measured faster than torch on CPUs
+    (README, Speed); else torch. A --device other than cpu, or an NVIDIA device without --device, keeps torch."""
+    import importlib.util
+
+    if option_kw.get("backend") is not None:
+        return
+    gpu = str(device) != "cpu" if device is not None else os.path.exists("/dev/nvidiactl")
+    exportable = model is None or importlib.util.find_spec("onnx") is not None
+    usable = importlib.util.find_spec("onnxruntime") is not None and option_kw.get("precision") in (None, "fp32")
+    option_kw["backend"] = "onnx" if usable and exportable and not gpu else "torch"
+
+
 def _load(model, device, option_kw: dict):
-    """The model for these options (checked together first: e.g. --backend onnx computes in fp32 only)."""
+    """The model for these options (checked together first: e.g. --backend onnx computes in fp32 only);
+    an unset backend is chosen here (_default_backend), in option_kw."""
     from .checkpoint import CheckpointError
     from .engine import get_model
 
+    _default_backend(model, device, option_kw)
     try:
         backend = EmbedOptions(**option_kw).backend
     except (TypeError, ValueError) as e:
@@ -121,8 +138,11 @@ def _common_options(f):
             f = click.option(flag, field.name, is_flag=True, help=help_text)(f)
             continue
         kind = click.Choice(_CHOICES[field.name]) if field.name in _CHOICES else int if "int" in field.type else float
-        f = click.option(flag, field.name, type=kind, default=field.default, callback=_check_option,
-                         show_default=field.default is not None, help=help_text)(f)
+        default = None if field.name == "backend" else field.default  # chosen by _default_backend
+        if field.name == "backend":
+            help_text += " [default: onnx where onnxruntime is installed, on the CPU at fp32; else torch]"
+        f = click.option(flag, field.name, type=kind, default=default, callback=_check_option,
+                         show_default=default is not None, help=help_text)(f)
     f = click.option("--device", default=None,
                      help="Torch device, e.g. cpu, cuda, cuda:1 [default: cuda if available, else cpu].")(f)
     f = click.option("--model", "model_source", default=None, metavar="SOURCE",
