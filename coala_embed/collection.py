@@ -178,14 +178,17 @@ def _parquet_rows(tables, frames, patch_seconds):
         if frames and "patch_embeddings" not in pf.schema_arrow.names:
             raise CollectionError(f"{table} holds clip embeddings only: search it without frames, or embed again "
                                   "with --frames")
-        cols = pf.read(columns=["path", "status", "duration"])
-        for i, (path, status, dur) in enumerate(zip(*(cols[c].to_pylist() for c in ("path", "status", "duration")))):
-            keep.pop(path, None)  # the last row of a path wins, whatever its status
-            keep[path] = (t, i, status, dur)
+        # one row per input, the last (parts sort after their table): by key, the input's identity
+        # (coala_embed.sinks.identify), or by path in tables written before keys existed
+        ident = "key" if "key" in pf.schema_arrow.names else "path"
+        cols = pf.read(columns=list(dict.fromkeys(["path", ident, "status", "duration"])))
+        for i, (path, key, status, dur) in enumerate(zip(*(cols[c].to_pylist() for c in ("path", ident, "status", "duration")))):
+            keep.pop(key, None)  # the last row of an input wins, whatever its status
+            keep[key] = (t, i, status, dur, path)
     if any(s is None for s in settings.values()):
         warnings.warn("a table carries no coala_embed settings: cannot check which model made it")
     chosen = {p: v for p, v in keep.items() if v[2] == "written"}
-    files = list(chosen)
+    files = [v[4] for v in chosen.values()]  # the path as the newest row gives it
     durations = np.array([np.nan if v[3] is None else v[3] for v in chosen.values()], np.float64)
     file_of = {(v[0], v[1]): f for f, v in enumerate(chosen.values())}
     owner, start, end, dim = [], [], [], None

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import collection as _collection
 from .collection import CollectionError
+from .engine import clip_mean
 
 APPROXIMATE_ABOVE = 250_000  # measured at 1M vectors: exact 3.9 s a query (float16 cache), approximate 13 ms
 CHUNK_ROWS = 65536
@@ -189,7 +190,7 @@ class Index:
                     error = str(error)
                     raise SearchError(f"cannot decode query {q.path}: "
                                       f"{error[len(q.path) + 2:] if error.startswith(q.path + ': ') else error}")
-                return emb.mean(axis=0)
+                return clip_mean(emb)
         import soundfile as sf
 
         try:

@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from .engine import clip_mean
 
 OUTPUT_FORMATS = ("npz", "parquet")  # the sinks of coala_embed.core.SINKS, named here for the command line
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_HOST = socket.gethostname().replace(".", "-")  # in temporary names, so only this host's are ever removed
 
 
 class DiskFullError(OSError):
@@ -90,13 +92,28 @@ def output_path(path, output_dir=None, suffix=None, keep_extension: bool = False
     return Path(output_dir if output_dir is not None else path.parent) / f"{stem}.npz"
 
 
+def remove_stale_temporaries(folder):
+    """Remove the temporary files that writers on this host killed mid-write left (SIGKILL skips every
+    clean-up): `.<stem>.<host>.<pid>.<token>.tmp` whose process is gone. A live writer's are kept."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name.rsplit(".", 4)
+        if len(parts) != 5 or parts[1] != _HOST or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # alive, another user's
+            pass
+
+
 def write_npz_atomic(target: Path, **arrays):
     """Write to a temporary file in the target folder, then rename: no half-written outputs.
 
     The temporary file is created as open() creates files (mode 0666 less the umask), not with
     mkstemp's 0600, so that others can read a shared feature folder as the umask allows.
     """
-    tmp = target.parent / f".{target.stem}.{secrets.token_hex(8)}.tmp"
+    tmp = target.parent / f".{target.stem}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -128,6 +145,7 @@ class NpzSink:
                 Path(folder).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise OSError(e.errno, f"cannot create output folder {folder}: {e.strerror or e}") from None
+            remove_stale_temporaries(folder)
 
     def skip(self, i: int, item: Source) -> FileResult | None:
         path = item.path

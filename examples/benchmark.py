@@ -5,10 +5,11 @@
 
 Prints, as seconds of audio per wall-clock second (x real time) and as a ratio to the MFCC baseline:
 - first-file latency in a fresh process: import, model load, first and second file (`process_file`);
-- the CLI on one 1-s file and on all N files, process start included (`python -m coala_embed.cli`);
-- end to end in process (`process_file`: decode, resample, log-mel, encoder, .npz writing), fp32 and
-  bf16, with the front end beside the encoder (default workers) and without (`num_workers=0`);
-- each stage alone: decode, resample, log-mel, the encoder in fp32 and bf16;
+- the CLI on one 1-s file and on all N files, process start included (`python -m coala_embed.cli`),
+  with each backend, against a plain librosa MFCC script over the same files as a whole process;
+- end to end in process (`process_file`: decode, resample, log-mel, encoder, .npz writing), torch fp32
+  and bf16 and onnxruntime, with the front end beside the encoder (default workers) and without;
+- each stage alone: decode, resample, log-mel, the encoder in fp32 and bf16 (torch) and onnxruntime;
 - the same files through librosa: load + resample to 22050 Hz + 20 MFCCs with deltas (mean and std);
 - the resamplers: soxr HQ (the default) against resampy's kaiser_best and kaiser_fast;
 - optionally (--sweep) the encoder alone across batch sizes, plain network vs the inference path;
@@ -86,7 +87,7 @@ def staged(paths, model, batch_size, resampler="soxr_hq", precisions=("fp32", "b
     """The pipeline of process_file, one stage at a time, timed; the encoder once per precision."""
     import torch
 
-    from coala_embed import core, decode, encoder, patches
+    from coala_embed import decode, encoder, patches
 
     t = dict(decode=0.0, resample=0.0, mel=0.0)
     fe = model.frontend
@@ -107,14 +108,25 @@ def staged(paths, model, batch_size, resampler="soxr_hq", precisions=("fp32", "b
     for precision in precisions:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bf16 where it is slow: measured all the same
-            encoder, fmt, dtype = encoder.inference_encoder(model, precision)
+            net, fmt, dtype = encoder.inference_encoder(model, precision)
         with torch.inference_mode():
-            encoder(torch.from_numpy(patches[:batch_size]).unsqueeze(1).to(dtype).contiguous(memory_format=fmt))
+            net(torch.from_numpy(patches[:batch_size]).unsqueeze(1).to(dtype).contiguous(memory_format=fmt))
             t0 = time.perf_counter()
             for i in range(0, len(patches), batch_size):
                 x = torch.from_numpy(patches[i:i + batch_size]).unsqueeze(1).to(dtype)
-                encoder(x.contiguous(memory_format=fmt)).float().numpy()
+                net(x.contiguous(memory_format=fmt)).float().numpy()
         t[f"encoder {precision}"] = time.perf_counter() - t0
+    try:  # onnxruntime (backend="onnx"), when installed
+        from coala_embed.onnx_encoder import OnnxEncoder
+
+        onnx = OnnxEncoder(model)
+        onnx.submit([patches[:batch_size]])()
+        t0 = time.perf_counter()
+        for i in range(0, len(patches), batch_size):
+            onnx.submit([patches[i:i + batch_size]])()
+        t["encoder onnx"] = time.perf_counter() - t0
+    except ImportError:
+        pass
     return t, len(patches)
 
 
@@ -128,6 +140,23 @@ def mfcc_baseline(paths):
         full = np.concatenate([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)])
         feats.append(np.concatenate([full.mean(axis=1), full.std(axis=1)]))
     return np.stack(feats)
+
+
+MFCC_SCRIPT = """
+import sys, numpy as np, librosa
+for p in sys.argv[1:]:
+    y, sr = librosa.load(p, sr=22050, mono=True)
+    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
+    full = np.concatenate([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)])
+    np.save(p + ".mfcc.npy", np.concatenate([full.mean(axis=1), full.std(axis=1)]))
+"""
+
+
+def mfcc_process_wall(paths) -> float:
+    """Wall time of a plain librosa MFCC script over the files, as a whole process (its imports included)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", MFCC_SCRIPT, *map(str, paths)], check=True, capture_output=True)
+    return time.perf_counter() - t0
 
 
 def encoder_sweep(model, seconds_per_patch, duration=1.5):
@@ -314,25 +343,39 @@ def main(argv=None):
         log(f"  import {ff['import']:.2f} s, model load {ff['load']:.2f} s, first file {ff['first']:.3f} s, "
             f"second file {ff['second']:.3f} s ({args.seconds:g} s each)")
 
-        log("\ncommand line, Python's start included:")
-        w1 = cli_wall(source, one_second, tmp / "cli1")
-        out["cli_one_second_wall"] = w1
-        log(f"  coala-embed on one 1-s file: {w1:.2f} s wall")
-        out["cli_rtf"] = row(f"coala-embed on the {args.files} files", cli_wall(source, paths, tmp / "cli"))
-        out["cli_rtf_bf16"] = row(f"... --precision bf16", cli_wall(source, paths, tmp / "cli", "--precision", "bf16"))
+        log("\ncommand line against a librosa MFCC script, both as whole processes (Python's start included):")
+        mfcc_wall = out["mfcc_process_wall"] = min(mfcc_process_wall(paths) for _ in range(args.repeat))
+        row(f"librosa MFCC script on the {args.files} files", mfcc_wall)
+        out["cli_wall"] = {}
+        for backend in ("onnx", "torch"):
+            try:
+                w1 = min(cli_wall(source, one_second, tmp / "cli1", "--backend", backend) for _ in range(args.repeat))
+                w = min(cli_wall(source, paths, tmp / "cli", "--backend", backend) for _ in range(args.repeat))
+            except RuntimeError as e:  # onnxruntime not installed
+                log(f"  --backend {backend}: {str(e).strip().splitlines()[-1]}")
+                continue
+            out["cli_wall"][backend] = {"one_second_file": w1, "files": w}
+            row(f"coala-embed --backend {backend} ({w1:.2f} s for one 1-s file)", w)
+        wb = cli_wall(source, paths, tmp / "cli", "--backend", "torch", "--precision", "bf16")
+        out["cli_wall"]["torch bf16"] = {"files": wb}
+        row("coala-embed --backend torch --precision bf16", wb)
 
         log("\nend to end in process (process_file, writing .npz):")
         e2e = {}
-        for precision in ("fp32", "bf16"):
+        for backend, precision in (("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32")):
             for workers in (None, 0):
                 def run():
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         results = process_file(paths, output_dir=tmp / "feats", model=model, batch_size=batch_size,
-                                               overwrite=True, num_workers=workers, precision=precision)
+                                               overwrite=True, num_workers=workers, precision=precision,
+                                               backend=backend)
                     assert all(r.status == "written" for r in results), [r.error for r in results if r.error]
-                label = f"{precision}, {'default workers' if workers is None else 'no workers (num_workers=0)'}"
-                e2e[label] = row(label, best_of(args.repeat, run))
+                label = f"{backend} {precision}, {'default workers' if workers is None else 'no workers (num_workers=0)'}"
+                try:
+                    e2e[label] = row(label, best_of(args.repeat, run))
+                except ImportError as e:
+                    log(f"  {label}: {e}")
         out["e2e"] = e2e
 
         log("\nstages alone (a staged pass over the same files; each the best of the passes):")
@@ -344,17 +387,23 @@ def main(argv=None):
         row("front end (decode + resample + log-mel)", front)
         log(f"  ({n_patches} patches; one patch is {model.frontend.patch_seconds:.2f} s of audio)")
 
-        enc32, enc16 = out["stages"]["encoder fp32"], out["stages"]["encoder bf16"]
-        best32 = e2e["fp32, default workers"]
         log("\nagainst the targets (ratios from this run):")
-        log(f"  CLI on {args.files} files / MFCC: {out['cli_rtf'] / mfcc:.2f}x (target >= 1.5)")
-        log(f"  in-process fp32 end to end / encoder alone: {best32 / enc32:.0%} (target >= 85%)")
-        log(f"  bf16 / fp32: encoder alone {enc16 / enc32:.2f}x, end to end {e2e['bf16, default workers'] / best32:.2f}x "
-            f"(target >= 1.7x)")
-        log(f"  first file after model load: {ff['first']:.3f} s (target <= 0.2 s); "
-            f"one 1-s file on the command line: {w1:.2f} s (target <= 1.8 s)")
-        out["ratios"] = {"cli_over_mfcc": out["cli_rtf"] / mfcc, "e2e_over_encoder": best32 / enc32,
-                         "bf16_over_fp32_encoder": enc16 / enc32, "bf16_over_fp32_e2e": e2e["bf16, default workers"] / best32}
+        ratios = out["ratios"] = {}
+        for backend, walls in out["cli_wall"].items():
+            ratios[f"mfcc_script_over_cli_{backend}"] = mfcc_wall / walls["files"]
+            log(f"  CLI --backend {backend} on {args.files} files, whole processes: "
+                f"{mfcc_wall / walls['files']:.2f}x faster than the MFCC script (target >= 2.5x)")
+        if "onnx" in out["cli_wall"]:
+            log(f"  one 1-s file on the command line, onnx: {out['cli_wall']['onnx']['one_second_file']:.2f} s "
+                "(target < 0.5 s)")
+        for (backend, precision), stage in ((("torch", "fp32"), "encoder fp32"), (("torch", "bf16"), "encoder bf16"),
+                                            (("onnx", "fp32"), "encoder onnx")):
+            best = max((v for k, v in e2e.items() if k.startswith(f"{backend} {precision},")), default=None)
+            if best is not None and stage in out["stages"]:
+                ratios[f"e2e_over_encoder_{backend}_{precision}"] = best / out["stages"][stage]
+                log(f"  process_file {backend} {precision} (best workers setting) / encoder alone: "
+                    f"{best / out['stages'][stage]:.0%} (target >= 80%)")
+        log(f"  first file after model load: {ff['first']:.3f} s (target <= 0.2 s)")
 
         if args.resampler_files > 0:
             n = min(args.resampler_files, len(paths))

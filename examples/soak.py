@@ -185,14 +185,15 @@ def main():
     print(f"clean runs done at {time.time() - t0:.0f} s", flush=True)
 
     # 2. killed and restarted: npz, Parquet, Parquet in 3 shards
-    per_run = max(1, args.kills // 5)
     max_delay = 2.0 + args.files / 1000
     kills = 0
     runs = {"npz": (work / "k_npz", []), "parquet": (work / "k_table", ["--format", "parquet"])}
     runs.update({f"shard{k}": (work / "k_shards", ["--format", "parquet", "--shard", f"{k}/3"]) for k in range(3)})
     last_err = {}
-    for name, (out, extra) in runs.items():
-        rc, err, n = run_with_kills([data, "-o", out, *extra, *common], env, per_run, rng, max_delay)
+    for i, (name, (out, extra)) in enumerate(runs.items()):
+        share = -(-(args.kills - kills) // (len(runs) - i))  # what earlier runs did not use moves on
+        delay = max_delay / 3 if "shard" in name else max_delay  # a shard is a third of the work
+        rc, err, n = run_with_kills([data, "-o", out, *extra, *common], env, share, rng, delay)
         kills += n
         last_err[name] = err
     print(f"{kills} kills done at {time.time() - t0:.0f} s", flush=True)

@@ -466,3 +466,23 @@ def test_tail_padded_into_one_more_patch(model, tmp_path, monkeypatch):
     assert err is None
     np.testing.assert_allclose(from_file, frames, atol=1e-5)
     np.testing.assert_allclose(file_t, ts)
+
+
+def test_a_killed_writers_temporary_files_are_removed_by_the_next_run(model, wav_dir, tmp_path):
+    """SIGKILL mid-write leaves `.<stem>.<host>.<pid>.<token>.tmp`; the next run removes those of dead
+    processes on this host, and keeps a live writer's."""
+    import subprocess
+    import sys
+
+    from coala_embed.sinks import _HOST
+
+    out = tmp_path / "feats"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = out / f".a.{_HOST}.{int(dead.stdout)}.0123abcd.tmp"
+    live = out / f".b.{_HOST}.{os.getpid()}.4567cdef.tmp"
+    other_host = out / f".c.elsewhere.{int(dead.stdout)}.89abcdef.tmp"
+    for f in (stale, live, other_host):
+        f.write_bytes(b"PK half")
+    process_file(sorted(wav_dir.glob("*.wav")), output_dir=out, model=model)
+    assert not stale.exists() and live.exists() and other_host.exists()
