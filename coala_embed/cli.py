@@ -100,7 +100,9 @@ class _DefaultGroup(click.Group):
     def format_usage(self, ctx, formatter):
         formatter.write("Usage: coala-embed [OPTIONS] INPUTS...       (embed; -o DIR for the output folder)\n"
                         "       coala-embed tags [OPTIONS] FILES...\n"
-                        "       coala-embed tags --list-tags\n")
+                        "       coala-embed tags --list-tags\n"
+                        "       coala-embed search COLLECTION [QUERY_FILE[@START-END]...] [--text WORDS]\n"
+                        "       coala-embed map COLLECTION -o map.html\n")
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,8 +114,10 @@ def main():
       coala-embed [-o DIR] INPUTS...   embed audio files (the default command)
       coala-embed tags FILES...        print zero-shot tags of audio files
       coala-embed tags --list-tags     print the tags the model knows
+      coala-embed search COLLECTION    find sounds like a file (or a time range of one), or by words
+      coala-embed map COLLECTION       a page with one point per file (hover, play, filter)
 
-    Run `coala-embed embed --help` or `coala-embed tags --help` for the options.
+    Run `coala-embed COMMAND --help` for the options of each.
     """
 
 
