@@ -550,6 +550,11 @@ def test_soup_averages_fine_tunes_and_refuses_other_starts(tmp_path):
     assert [i["weights_sha256"] for i in s.config["provenance"]["ingredients"]] == [a.sha256, b.sha256]
     y = np.random.default_rng(0).uniform(-0.3, 0.3, 22000 * 3).astype(np.float32)
     assert coala_embed.get_embedding(y, 22000, model=s).shape == (a.embedding_size,)
+    # its encoder.onnx is written beside the weights (backend="onnx" needs no export on first use)
+    assert (tmp_path / "soup" / s.config["onnx_file"]).exists() and len(s.config["onnx_sha256"]) == 64
+    onnx_model = coala_embed.load_model(tmp_path / "soup", device="cpu", backend="onnx")
+    np.testing.assert_allclose(coala_embed.get_embedding(y, 22000, model=onnx_model, backend="onnx"),
+                               coala_embed.get_embedding(y, 22000, model=s), rtol=1e-5, atol=1e-4)
 
     make_checkpoint(tmp_path / "c", seed=2, n_filters=8)  # another scaler
     with pytest.raises(ValueError, match="c: its front end differs"):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import coala_embed
 from coala_embed.checkpoint import save_checkpoint
+from coala_embed.onnx_export import export_onnx
 from training.trainer.export import WEIGHTS_LICENCE, summarise_evaluation
 
 
@@ -61,7 +62,9 @@ def soup(sources, out, metrics: dict | None = None) -> Path:
         "ingredients": [_ingredient(m) for m in models],
         "evaluation": metrics or {},
     }
-    return save_checkpoint(out, first.net, first.frontend, first.tags, provenance, licence=WEIGHTS_LICENCE)
+    folder = save_checkpoint(out, first.net, first.frontend, first.tags, provenance, licence=WEIGHTS_LICENCE)
+    export_onnx(folder)  # the soup's encoder.onnx beside its weights, as training.export writes (backend="onnx")
+    return folder
 
 
 def main(argv=None):
