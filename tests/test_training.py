@@ -430,7 +430,9 @@ def test_heap_for_large_blocks_keeps_freed_activations_for_the_next_step():
     mapped, kept = mapped_and_kept("glibc")
     assert mapped >= 100_000_000 and kept < 1_000_000  # its own mapping, unmapped when freed
     mapped, kept = mapped_and_kept("heap")
-    assert mapped == 0 and kept >= 100_000_000  # from the heap, and kept there once freed
+    # from the heap, and kept there once freed; what the process allocates between the free and the count
+    # may take a few KB of it (99,961,568 bytes kept in a fresh CI environment, 100,000,000+ in another)
+    assert mapped == 0 and kept >= 99_000_000
 
 
 def test_published_hdf5_layout(tmp_path):
