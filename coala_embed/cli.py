@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from .decode import RESAMPLERS
+from .decode import RESAMPLERS, duration_of
 from .inputs import expand_inputs, root_of
 from .options import BACKENDS, PRECISIONS, EmbedOptions
 from .sinks import OUTPUT_FORMATS
@@ -36,15 +36,6 @@ def _format_seconds(s: float) -> str:
 def _format_speed(ratio: float) -> str:
     """Audio seconds per wall-clock second, two significant digits below 10x (short runs read 0.4x, not 0x)."""
     return f"{ratio:.2g}x real time" if ratio < 10 else f"{ratio:.0f}x real time"
-
-
-def _audio_seconds(path) -> float:
-    try:
-        import soundfile as sf
-
-        return float(sf.info(os.fspath(path)).duration)
-    except Exception:
-        return 0.0
 
 
 def _default_backend(model, device, option_kw: dict):
@@ -183,7 +174,7 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
     """
     from .core import process_file
     from .shard import device_from_env, parse_shard, shard_from_env, shard_indices
-    from .sinks import DiskFullError, identify
+    from .sinks import DiskFullError, input_key
 
     t0 = time.perf_counter()
     if quiet:
@@ -216,7 +207,8 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
     roots = [root_of(p, rel) for p, rel in files]
     if output_format == "parquet":
         folders = Path(output_dir)
-    n_files = len(files) if shard is None else len(shard_indices([identify(p, r).key for (p, _), r in zip(files, roots)], shard))
+    n_files = len(files) if shard is None else len(shard_indices(
+        [input_key(os.path.realpath(p), r) for (p, _), r in zip(files, roots)], shard))  # keys only: no stat
     counts = {"written": 0, "skipped": 0, "failed": len(problems)}
     audio_seconds = 0.0
     bar = None
@@ -229,7 +221,7 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
         nonlocal audio_seconds
         counts[result.status] += 1
         if result.status == "written":
-            audio_seconds += _audio_seconds(result.path)
+            audio_seconds += duration_of(result.path) or 0.0
         if result.status == "failed":
             message = f"failed: {result.error}"
             (bar.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True))

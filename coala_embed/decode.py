@@ -225,3 +225,11 @@ def resample_blocks(blocks: Iterable[np.ndarray], sr: int, target_sr: int, resam
 
         y = np.concatenate(list(blocks))
         yield resampy.resample(y, sr, target_sr, filter=resampler, axis=0).astype(np.float32)
+
+
+def duration_of(path) -> float | None:
+    """The file's duration from its header, or None when unreadable (its row's error says why)."""
+    try:
+        return float(sf.info(path).duration)
+    except Exception:
+        return None

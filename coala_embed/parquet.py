@@ -27,6 +27,7 @@ import numpy as np
 
 from .engine import clip_mean
 from .shard import shard_name
+from .decode import duration_of
 from .sinks import DiskFullError, FileResult, Source, disk_full
 
 ROWS_PER_PART = 256  # rows per committed part (and so per row group of the table)
@@ -295,16 +296,6 @@ class ParquetSink:
 
     def close(self):
         self.writer.close()
-
-
-def duration_of(path) -> float | None:
-    """The file's duration from its header, or None when unreadable (its row's error says why)."""
-    try:
-        import soundfile as sf
-
-        return float(sf.info(path).duration)
-    except Exception:
-        return None
 
 
 def read_table(folder_or_file, columns=None):

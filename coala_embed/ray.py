@@ -27,7 +27,8 @@ class _Embedder:
 
     def __call__(self, batch):
         from .core import embed_files
-        from .parquet import duration_of, row, to_table
+        from .decode import duration_of
+        from .parquet import row, to_table
         from .sinks import identify
 
         rows = [row(identify(path), error, duration_of(path) if error is None else None, emb, ts, self.frames)

@@ -26,6 +26,7 @@ import numpy as np
 from . import collection as _collection
 from .collection import CollectionError
 from .engine import clip_mean
+from .options import EmbedOptions
 
 APPROXIMATE_ABOVE = 250_000  # measured at 1M vectors: exact 3.9 s a query (float16 cache), approximate 13 ms
 CHUNK_ROWS = 65536
@@ -174,8 +175,10 @@ class Index:
                               f"({self.model.frontend.to_dict()}; weights sha256 {self.model.sha256})")
 
     def _options(self) -> dict:
-        s = self.rows.settings or {}
-        return {k: s[k] for k in ("hop_size", "center") if s.get(k) is not None}
+        """The options the collection was embedded with, so a query is framed as its rows were; the
+        arithmetic (backend, precision) stays this model's: it moves embeddings by < 1e-4, not framing."""
+        recorded, _ = EmbedOptions.split(self.rows.settings or {})
+        return {k: v for k, v in recorded.items() if k not in ("backend", "precision")}
 
     # -- queries ---------------------------------------------------------------------------------------------
     def embed_query(self, q: Query) -> np.ndarray:

@@ -62,22 +62,28 @@ class Source:
         return {"key": self.key, "size": self.size, "mtime_ns": self.mtime_ns}
 
 
-def identify(path, root=None) -> Source:
-    """`path`'s identity: its resolved path (symbolic links, `..` and the working folder resolved),
-    relative to the resolved `root` when it lies below it (so that a collection keeps its keys when
-    it is mounted elsewhere), with its size and modification time."""
-    real = os.path.realpath(os.fspath(path))
+def input_key(real: str, root=None) -> str:
+    """The key of a resolved path: relative to the resolved `root` when it lies below it (so that a
+    collection keeps its keys when it is mounted elsewhere), else the resolved path itself."""
     key = real
     if root is not None:
         rel = os.path.relpath(real, os.path.realpath(os.fspath(root)))
         if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
             key = rel
+    return Path(key).as_posix()
+
+
+def identify(path, root=None) -> Source:
+    """`path`'s identity: its key (`input_key` of its resolved path: symbolic links, `..` and the working
+    folder resolved), with its size and modification time."""
+    real = os.path.realpath(os.fspath(path))
+    key = input_key(real, root)
     try:
         st = os.stat(real)
         size, mtime_ns = st.st_size, st.st_mtime_ns
     except OSError:
         size = mtime_ns = None
-    return Source(os.fspath(path), Path(key).as_posix(), real, size, mtime_ns)
+    return Source(os.fspath(path), key, real, size, mtime_ns)
 
 
 def disk_full(e: OSError) -> bool:
