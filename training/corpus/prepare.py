@@ -14,6 +14,12 @@ patches as memory-mappable .npy files with `meta.json` (see training/trainer/dat
 With --context-frames C each stored patch carries C more frames on either side (the clip's own frames,
 or digital silence past its ends), so that training can draw views shifted by up to C frames; the
 trainer takes the centre 96 frames as the patch, which is then the same patch as without context.
+
+With --renditions K and any of --aug-room, --aug-background, --aug-mic, --aug-codec, --aug-pitch-speed,
+each training clip also gives K renditions of its waveform in other acoustic settings
+(training/corpus/augment_wave.py), cut into patches by the same front end, with the clip's tags; they
+follow the clean training patches in train_*.npy, and `augmentations.jsonl` says what each drew.
+Validation clips are never augmented, nor used as backgrounds. All off, the output is what it was.
 """
 from __future__ import annotations
 
@@ -21,13 +27,14 @@ import argparse
 import hashlib
 import json
 import time
+from functools import lru_cache
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
 from coala_embed import audio, decode
-from training.corpus import decontaminate
+from training.corpus import augment_wave, decontaminate
 
 SEARCH_HOP_FRAMES = 12
 
@@ -48,12 +55,28 @@ def best_patch_starts(frames: np.ndarray, fe: audio.FrontEnd, k: int = 1) -> lis
     return chosen
 
 
-def clip_log_mel(path, fe: audio.FrontEnd) -> np.ndarray:
-    """Unscaled log-mel frames (n_frames, n_mels) of a clip, zero-padded to at least one patch."""
-    y = np.concatenate(list(decode.file_clip_blocks(path, fe)))
+def clip_wave(path, fe: audio.FrontEnd) -> np.ndarray:
+    """A clip's mono waveform at the front end's rate (and level, with fe.peak_dbfs)."""
+    return np.concatenate(list(decode.file_clip_blocks(path, fe)))
+
+
+def wave_log_mel(y: np.ndarray, fe: audio.FrontEnd) -> np.ndarray:
+    """Unscaled log-mel frames (n_frames, n_mels) of a waveform, zero-padded to at least one patch."""
     if len(y) < fe.min_samples:
         y = np.pad(y, (0, fe.min_samples - len(y)))
     return audio.log_mel(y, fe)
+
+
+def clip_log_mel(path, fe: audio.FrontEnd) -> np.ndarray:
+    return wave_log_mel(clip_wave(path, fe), fe)
+
+
+def cut_patches(frames: np.ndarray, fe: audio.FrontEnd, k: int, context: int) -> np.ndarray:
+    """The k best patches of a clip's frames, each with `context` frames either side."""
+    starts = best_patch_starts(frames, fe, k)
+    if context:  # silence (the log-mel of zeros) beyond the clip's ends
+        frames = np.pad(frames, ((context, context), (0, 0)), constant_values=np.log(np.float32(fe.log_eps)))
+    return np.stack([frames[s:s + fe.patch_frames + 2 * context] for s in starts])
 
 
 def _extract(args):
@@ -62,10 +85,42 @@ def _extract(args):
         frames = clip_log_mel(path, fe)
     except audio.AudioError as e:
         return None, str(e)
-    starts = best_patch_starts(frames, fe, k)
-    if context:  # silence (the log-mel of zeros) beyond the clip's ends
-        frames = np.pad(frames, ((context, context), (0, 0)), constant_values=np.log(np.float32(fe.log_eps)))
-    return np.stack([frames[s:s + fe.patch_frames + 2 * context] for s in starts]), None
+    return cut_patches(frames, fe, k, context), None
+
+
+# (corpus, [(path in the corpus, tags)]) of the training clips that can be a background; set in each worker
+_AMBIENCE: list = [None, []]
+
+
+def _set_ambience(corpus, pool):
+    _AMBIENCE[:] = [corpus, pool]
+
+
+@lru_cache(maxsize=16)  # a few backgrounds serve many clips in a row of a worker's chunk
+def _ambience_wave(path, fe):
+    return clip_wave(path, fe)
+
+
+def _renditions(args):
+    """Patches of the augmented renditions of one clip, and a record of what each drew."""
+    path, clip_id, tags, k, fe, context, aug = args
+    t0 = time.perf_counter()
+    try:
+        y = clip_wave(path, fe)
+    except audio.AudioError:
+        return [], [], 0.0  # the clean pass already kept it, so this does not happen
+    corpus, pool = _AMBIENCE
+    pick = augment_wave.ambience_picker(pool, tags, lambda p: _ambience_wave(corpus / p, fe))
+    patches, records = [], []
+    for r in range(aug.renditions):
+        z, chain = augment_wave.render(y, fe.sample_rate, tags, aug, clip_id, r, pick)
+        if z is None:
+            continue
+        # the front end's level again (a room or a mix moves the peak), as a recording would get it
+        z = np.concatenate(list(decode.clip_blocks(lambda: iter([z]), fe.sample_rate, fe)))
+        patches.append(cut_patches(wave_log_mel(z, fe), fe, k, context))
+        records.append({"clip": clip_id, "rendition": r, "patches": len(patches[-1]), "chain": chain})
+    return patches, records, time.perf_counter() - t0
 
 
 def stratified_split(tags: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +167,8 @@ def write_split(out: Path, split: str, patches: np.ndarray, tags: np.ndarray, fe
 
 def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, seed: int = 0,
             workers: int = 2, limit: int | None = None, peak_dbfs: float | None = None,
-            max_clips_per_tag_set: int | None = None, context_frames: int = 0) -> dict:
+            max_clips_per_tag_set: int | None = None, context_frames: int = 0,
+            augment: augment_wave.WaveAugment | None = None) -> dict:
     corpus, out = Path(corpus), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -150,7 +206,17 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
 
     train_patches, train_tags = gather(train_clips)
     val_patches, val_tags = gather(val_clips)
+    # the scaler is the clean training patches', with or without renditions: it is the front end that
+    # inference uses on whatever comes, and the clean patches stay the same bytes
     fe = fe.with_scaler(*fit_scaler(train_patches, context_frames))
+    augmented = None
+    if augment is not None and augment.active():
+        augmented = _augment(out, [kept[i] for i in train_clips], corpus, patches_per_clip, fe, context_frames,
+                             augment, workers)
+        train_clean = len(train_patches)
+        if augmented["patches"] is not None:
+            train_patches = np.concatenate([train_patches, augmented["patches"]])
+            train_tags = np.concatenate([train_tags, multi_hot[train_clips][augmented["clip_rows"]]])
     write_split(out, "train", train_patches, train_tags, fe)
     write_split(out, "val", val_patches, val_tags, fe)
     meta = {
@@ -167,12 +233,41 @@ def prepare(corpus, out, patches_per_clip: int = 1, val_fraction: float = 0.1, s
         "patches_per_clip": patches_per_clip,
         "max_clips_per_tag_set": max_clips_per_tag_set,
         "context_frames": context_frames,
+        "augmentation": None if augmented is None else dict(
+            augment.to_dict(), train_clean_patches=train_clean,
+            **{k: v for k, v in augmented.items() if k not in ("patches", "clip_rows")}),
         "val_fraction": val_fraction,
         "seed": seed,
         "seconds": round(time.time() - t0, 1),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
+
+
+def _augment(out: Path, clips: list[dict], corpus: Path, k: int, fe: audio.FrontEnd, context: int,
+             aug: augment_wave.WaveAugment, workers: int) -> dict:
+    """Renditions of the training clips: their unscaled patches, each patch's clip (row of `clips`), and
+    counts for meta.json; what each rendition drew goes to augmentations.jsonl."""
+    ambience = [(c["path"], tuple(c["tags"])) for c in clips
+                if augment_wave.AMBIENCE_TAGS & set(c["tags"])]
+    jobs = [(corpus / c["path"], c["path"], tuple(c["tags"]), k, fe, context, aug) for c in clips]
+    t0 = time.time()
+    with Pool(workers, initializer=_set_ambience, initargs=(corpus, ambience)) as pool:
+        results = pool.map(_renditions, jobs, chunksize=4)
+    patches, rows, stages = [], [], dict.fromkeys(aug.enabled(), 0)
+    with open(out / "augmentations.jsonl", "w") as f:
+        for row, (clip_patches, records, _) in enumerate(results):
+            for p, rec in zip(clip_patches, records):
+                patches.append(p)
+                rows += [row] * len(p)
+                for stage in rec["chain"]:
+                    stages[next(iter(stage))] += 1
+                f.write(json.dumps(rec) + "\n")
+    return {"patches": np.concatenate(patches) if patches else None, "clip_rows": np.asarray(rows, int),
+            "augmented_patches": len(rows), "renditions_made": sum(len(r[1]) for r in results),
+            "stage_counts": stages, "ambience_clips": len(ambience),
+            "cpu_seconds_per_clip": round(sum(r[2] for r in results) / max(len(clips), 1), 4),
+            "seconds": round(time.time() - t0, 1)}
 
 
 def main(argv=None):
@@ -190,9 +285,25 @@ def main(argv=None):
                    help="keep at most N clips (seeded random choice) with any one identical tag set (default: all)")
     p.add_argument("--context-frames", type=int, default=0,
                    help="store N more frames on either side of each patch, for shifted views in training (default 0)")
+    p.add_argument("--renditions", type=int, default=0,
+                   help="augmented renditions per training clip besides the clean one, from the --aug-* stages (default 0)")
+    for stage, what in (("room", "convolve with a simulated shoebox room's impulse response"),
+                        ("background", "mix with an ambience clip of other tags (or coloured noise) at --aug-snr-db"),
+                        ("mic", "a cheap microphone: EQ tilt, speaker high-pass, band limit, mild clipping"),
+                        ("codec", "a lossy Vorbis or Opus round trip"),
+                        ("pitch-speed", "small pitch and speed changes (never for clips tagged speech)")):
+        p.add_argument(f"--aug-{stage}", action="store_true", help=f"renditions may {what}")
+    p.add_argument("--aug-snr-db", type=float, nargs=2, default=(0.0, 20.0), metavar=("LO", "HI"),
+                   help="SNR range of the background mix in dB (default 0 20)")
+    p.add_argument("--aug-seed", type=int, default=0, help="seed of the renditions (with each clip and rendition index)")
     args = p.parse_args(argv)
+    aug = augment_wave.WaveAugment(room=args.aug_room, background=args.aug_background, mic=args.aug_mic,
+                                   codec=args.aug_codec, pitch_speed=args.aug_pitch_speed, renditions=args.renditions,
+                                   seed=args.aug_seed, snr_db=tuple(args.aug_snr_db))
+    if bool(aug.renditions) != bool(aug.enabled()):
+        p.error("--renditions needs at least one --aug-* stage, and an --aug-* stage needs --renditions > 0")
     meta = prepare(args.corpus, args.out, args.patches_per_clip, args.val_fraction, args.seed, args.workers, args.limit,
-                   args.peak_dbfs, args.max_clips_per_tag_set, args.context_frames)
+                   args.peak_dbfs, args.max_clips_per_tag_set, args.context_frames, aug if aug.active() else None)
     print(json.dumps({k: v for k, v in meta.items() if k not in ("frontend", "tags", "failures")}, indent=1))
 
 
