@@ -409,3 +409,27 @@ def test_source_cap_holds_after_untagged_clips_are_dropped(tmp_path):
     n_big = sum(r["source"] == "big" for r in kept)
     assert n_big <= 0.5 * len(kept) and n_big == 20 and len(kept) == 40
     assert set(vocab) == {"word", "dog"}
+
+
+def test_ysl_labels_by_category_and_groups_copies_of_a_recording():
+    assert ST.ysl_label("Bird - Sandhill Crane/Sound Library - Sandhill Crane.mp3") == ("bird", "sandhill crane")
+    assert ST.ysl_label("Crane (sandhill)/Sound Library - Sandhill Crane.mp3") == ("bird", "sandhill crane")
+    assert ST.ysl_label("Bird - Clark's Nutcracker/Sound Library - Clark\u2019s Nutcracker.mp3")[0] == "bird"
+    assert ST.ysl_label("Fumaroles/Sound Library - Fumaroles.mp3") == ("hot_spring", "fumaroles")
+    assert ST.ysl_label("Thunder/Sound Library - Thunder.mp3") is None  # one recording is no class
+
+
+def test_sanctsound_one_file_per_recording_no_speed_altered_copies(tmp_path):
+    names = ["SanctSound_CI02_05_humpbackwhale_20201014T134715Z.wav",
+             "SanctSound_CI02_05_humpbackwhale_20201014T134715Z_28dBgain.wav",
+             "SanctSound_CI02_05_sealionbark_20200613T042112Z.wav",
+             "SanctSound_CI02_05_unknownpinnipedbark_20200613T042112Z.wav",
+             "SanctSound_CI05_04_finwhale_20191228T134133Z_6xSpeed.wav",
+             "SanctSound_CI02_03_wind_20191026T155434Z.wav"]
+    (tmp_path / "files").mkdir()
+    for n in names:
+        (tmp_path / "files" / n).touch()
+    tags = {n: ST.sanctsound_tags(str(tmp_path), f"files/{n}") for n in names}
+    assert tags == {names[0]: ["underwater", "humpback whale"], names[1]: None,
+                    names[2]: ["underwater", "sea lion bark", "seal bark"], names[3]: None,
+                    names[4]: None, names[5]: None}

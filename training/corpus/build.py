@@ -136,7 +136,8 @@ def main(argv=None):
             info["role"] = "heldout"
             info["clips"] = heldout[name] = write_heldout(root, name, out, sourcetags.LABELLERS[name],
                                                           source_files(root, s), args.workers,
-                                                          log=lambda m: print(m, flush=True))
+                                                          log=lambda m: print(m, flush=True),
+                                                          max_segs=int(s.get("max_clips") or 1))
         else:
             recs = build_clips(root, pkg, out, s.get("theme", "").split(),
                                sourcetags.TAGGERS[s.get("tagger") or "path"], args.workers,

@@ -161,9 +161,11 @@ def safe_name(source: str) -> str:
 
 
 def write_heldout(root: str, name: str, out_dir: str, labeller, files: Sequence[str], workers: int = 2,
-                  log=print) -> int:
-    """One clip (first 10 s) per file that ``labeller(rel) -> (label, group) | None`` labels, into
-    <out_dir>/heldout/<name>/ as FLAC + labels.csv (file,label,group), the ../shared/data layout."""
+                  log=print, max_segs: int = 1) -> int:
+    """Clips of each file that ``labeller(rel) -> (label, group) | None`` labels, into
+    <out_dir>/heldout/<name>/ as FLAC + labels.csv (file,label,group), the ../shared/data layout:
+    the first 10 s, or up to ``max_segs`` 10-s clips spread over a long field recording (all of one
+    file's clips share its group)."""
     hd = os.path.join(out_dir, "heldout", name)
     shutil.rmtree(hd, ignore_errors=True)
     jobs, labels = [], {}
@@ -173,7 +175,7 @@ def write_heldout(root: str, name: str, out_dir: str, labeller, files: Sequence[
             continue
         base = os.path.splitext(rel)[0].replace(os.sep, "__")
         src = os.path.join(root, rel)
-        jobs.append((src, os.path.join(hd, base), base, 1))
+        jobs.append((src, os.path.join(hd, base), base, max_segs))
         labels[src] = lab
     rows = []
     for src, clips, err in pool_map(_process_one, jobs, workers, chunksize=8):

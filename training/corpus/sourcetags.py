@@ -196,6 +196,52 @@ def donateacry_tags(root: str, rel: str) -> List[str]:
     return ["baby", "infant", "cry", "crying", *dirs_tag_text(rel)]
 
 
+# NOAA SanctSound exemplars (files/SanctSound_<site>_<deployment>_<category>_<time>Z[_<n>dBgain].wav):
+# the category word of the file name. One recording is often there several times (case variants,
+# a gained copy, a second label at the same start time: humpbackwhale and soundscape); it gives one
+# clip set, tagged with the words of all its labels. Speed-altered copies (whale calls played 2-10x
+# faster to be audible) are left out: their pitch and timing are not the animal's. Weather and
+# ambience (rain, wind, soundscape) heard through a hydrophone sound nothing like those words in air.
+SANCTSOUND_WORDS = {
+    "humpbackwhale": "humpback whale", "hwsong": "humpback whale song", "finwhale": "fin whale",
+    "bluewhale": "blue whale", "graywhale": "gray whale", "minkewhale": "minke whale", "minke": "minke whale",
+    "spermwhale": "sperm whale", "seiwhale": "sei whale", "northatlanticrightwhale": "right whale",
+    "killerwhale": "killer whale orca", "dolphins": "dolphin", "dolphin": "dolphin",
+    "dolphinsandfish": "dolphin fish", "odontocetes": "dolphin", "odontoceteclicks": "dolphin click",
+    "odontoceteandship": "dolphin ship", "snappingshrimp": "snapping shrimp", "fishchorus": "fish chorus",
+    "bocaccio": "fish", "redgrouper": "grouper fish", "blackgrouper": "grouper fish", "damselfish": "fish",
+    "atlanticcod": "cod fish", "toadfish": "toadfish fish", "plainfinmidshipman": "midshipman fish",
+    "atlanticmidshipman": "midshipman fish", "sealionbark": "sea lion bark", "pinnipedbark": "seal bark",
+    "unknownpinnipedbark": "seal bark", "vessel": "ship", "ship": "ship", "largeship": "ship",
+    "cruiseship": "ship", "smallboat": "boat", "largeboat": "boat", "sonar": "sonar",
+    "echosounder": "sonar echo sounder", "sonar_echosounder": "sonar echo sounder", "lfasonar": "sonar", "mfasonar": "sonar", "sealbomb": "explosion",
+    "explosion": "explosion", "scubadivers": "scuba diver breathing bubbles", "pinger": "beep",
+    "fishingpinger": "beep", "acousticrelease": "beep"}
+_SANCTSOUND = re.compile(r"SanctSound_([A-Z]{2}\d\d_\d\d)_([A-Za-z_]+?)_(\d{8}T\d{6}Z)(_\d+dB(?:gain)?)?", re.I)
+
+
+@lru_cache(maxsize=None)
+def _sanctsound_recordings(folder: str) -> Dict[str, tuple]:
+    """{file name: (the recording's first file name, words of all its labels)} of a SanctSound folder."""
+    by_key: Dict[tuple, list] = {}
+    for name in sorted(p.name for p in Path(folder).glob("*.wav")):
+        m = _SANCTSOUND.fullmatch(Path(name).stem)
+        if m:
+            by_key.setdefault((m.group(1), m.group(3)), []).append((name, m.group(2).lower()))
+    out = {}
+    for files in by_key.values():
+        words = [SANCTSOUND_WORDS[c] for _, c in files if c in SANCTSOUND_WORDS]
+        for name, _ in files:
+            out[name] = (files[0][0], list(dict.fromkeys(words)))
+    return out
+
+
+def sanctsound_tags(root: str, rel: str) -> Optional[List[str]]:
+    p = Path(root) / rel
+    first, words = _sanctsound_recordings(str(p.parent)).get(p.name, (None, []))
+    return ["underwater", *words] if first == p.name and words else None
+
+
 def espeak_tags(root: str, rel: str) -> List[str]:
     """Synthetic speech <voice>/<word>_s<speed>_p<pitch>.wav: the word + speech word synthetic."""
     return [SPEECH, "word", "synthetic", Path(rel).stem.rsplit("_s", 1)[0].replace("-", " ")]
@@ -217,6 +263,9 @@ TAGGERS: Dict[str, Callable[[str, str], Optional[List[str]]]] = {
     "samples": sample_library_tagger(SAMPLE_WORDS),
     "solosax": sample_library_tagger(SAX_WORDS, midi_numbers=False),  # its numbers are take indices
     "drums": sample_library_tagger(DRUM_WORDS),
+    "bobobo_cajon": sample_library_tagger({"bobobo": "bobobo", "cajon": "cajon", "bass": "low",
+                                           "tenor": "mid", "treble": "high"}, midi_numbers=False),
+    "sanctsound": sanctsound_tags,
 }
 
 
@@ -253,4 +302,29 @@ def dspspeech_label(rel: str):
     return DSPSPEECH_WORDS[int(m.group(2))], m.group(1)
 
 
-LABELLERS = {"openclonk": openclonk_label, "dspspeech20": dspspeech_label}
+# Yellowstone sound library (NPS, public domain): field recordings by broad category. A recording
+# is in the snapshot up to three times (`Sandhill Crane/`, `Crane (sandhill)/`, `Bird - Sandhill
+# Crane/`), so the group is its name, not its folder: copies never straddle a split. Frogs (2
+# recordings) and the single recordings (thunder, fire, snowmobile, wagon, lake ice, soundscape)
+# make no class of enough recordings for 5 grouped folds, and are left out.
+YSL_CLASSES = {
+    "bird": "american dipper, american robin, bald eagle, bird chorus, canada goose, clark's nutcracker, "
+            "common loon, common raven, common yellowthroat, dawn chorus, killdeer, mountain bluebird, "
+            "red-winged blackbird, ruffed grouse, sandhill crane, savannah sparrow, townsend's solitaire, "
+            "warbling vireos, western meadow lark, wilson's snipe, american coots",
+    "mammal": "bison, bison eating, coyote, red fox, red squirrel, uinta ground squirrel, wolves, elk",
+    "geyser": "anemone geysers, beehive geyser, castle geyser, cliff geyser, grand geyser, old faithful, "
+              "puff 'n stuff geyser, sawmill geyser, spouter geyser, veteran geyser, vixen geyser",
+    "hot_spring": "beryl spring, black sand pool, ear spring, scissors springs, artist paint pots, "
+                  "fountain paint pot, black growler steam vent, fumaroles, hurricane vent, the dragon's mouth",
+}
+_YSL_LABEL = {name: label for label, names in YSL_CLASSES.items() for name in names.split(", ")}
+
+
+def ysl_label(rel: str):
+    """YSL ``<folder>/[Sound Library - ]<name>.mp3``: label = the category of <name>, group = <name>."""
+    name = Path(rel).stem.replace("Sound Library - ", "").replace("\u2019", "'").lower().strip()
+    return (_YSL_LABEL[name], name) if name in _YSL_LABEL else None
+
+
+LABELLERS = {"openclonk": openclonk_label, "dspspeech20": dspspeech_label, "ysl": ysl_label}
