@@ -3,7 +3,7 @@ accuracy) and training.paired (fold-by-fold differences)."""
 import numpy as np
 import pytest
 
-from training.evaluation.zeroshot import class_tag_sets, nearest_class_accuracy
+from training.evaluation.zeroshot import class_tag_sets, nearest_class_accuracy, tag_ranks
 
 VOCAB = ["dog", "saw", "door-knock", "rain", "wood"]
 
@@ -18,6 +18,26 @@ def test_words_mode_keeps_the_words_that_are_tags_and_drops_classes_with_none():
     assert sets == {"hand_saw": ["saw"], "door_wood_knock": ["wood"], "Rain": ["rain"]}
     with pytest.raises(ValueError):
         class_tag_sets(["dog"], VOCAB, "fuzzy")
+
+
+def test_mapped_mode_makes_class_names_into_tags_as_the_corpus_does():
+    vocab = ["animal", "seven", "baby", "crying", "spring", "dog"]
+    sets = class_tag_sets(["Animals", "7", "crying_baby", "hot_spring", "12", "Liquids"], vocab, "mapped")
+    assert sets == {"Animals": ["animal"], "7": ["seven"], "crying_baby": ["crying", "baby"],
+                    "hot_spring": ["spring"]}
+
+
+def test_tag_rank_is_the_best_placed_tag_of_the_class_among_all_tags():
+    vocab = ["a", "b", "c", "d"]
+    tag_vecs = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]])
+    audio = np.array([[1.0, 0.05],    # a first, then b: class x (tag a) rank 1
+                      [0.1, 1.0],     # c, b, a, d: class x (tag a) rank 3
+                      [0.6, 0.8],     # b, c, a, d: class y (tags d, c) rank 2, c's
+                      [5.0, 5.0]])    # label not covered: no rank
+    labels = ["x", "x", "y", "z"]
+    ranks = tag_ranks(audio, labels, {"x": ["a"], "y": ["d", "c"]}, tag_vecs, vocab)
+    assert ranks.tolist() == [1, 3, 2]
+    assert tag_ranks(audio, labels, {}, tag_vecs, vocab).size == 0
 
 
 def test_accuracy_is_cosine_nearest_over_covered_clips_only():
