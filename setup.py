@@ -37,7 +37,7 @@ setup(
         "search": ["faiss-cpu>=1.7.4", "pyarrow>=16"],
         "map": ["plotly>=5.0", "umap-learn>=0.5", "matplotlib>=3.6", "pyarrow>=16"],
         "eval": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9"],
-        "train": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7", "onnx>=1.14", "pyroomacoustics>=0.7", "librosa>=0.10", "soundfile>=0.13"],
+        "train": ["scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7", "onnx>=1.14", "pyroomacoustics>=0.7", "librosa>=0.10", "soundfile>=0.13", "nltk>=3.8"],
         "test": ["pytest>=7", "pyarrow>=16", "ray[data]>=2.9", "scikit-learn>=1.2", "matplotlib>=3.6", "scipy>=1.9", "h5py>=3.8", "inflect>=7.0", "mido>=1.2", "iterative-stratification>=0.1.7",
                  "faiss-cpu>=1.7.4", "plotly>=5.0", "onnxruntime>=1.14", "onnx>=1.14",
                  "pyroomacoustics>=0.7", "librosa>=0.10", "soundfile>=0.13"],

@@ -565,3 +565,55 @@ def test_soup_averages_fine_tunes_and_refuses_other_starts(tmp_path):
         soup.soup([tmp_path / "a"], tmp_path / "bad")
     with pytest.raises(ValueError, match="other tensors or shapes"):
         soup.average_states([sa, {k: v for k, v in sa.items() if "running" not in k}])
+
+
+def test_warm_start_copies_tag_weights_by_tag_when_the_vocabulary_differs(tmp_path):
+    """Same-sized vocabularies of other words must not share weights by position: each tag the two
+    vocabularies share keeps its own column and rows, a new tag keeps its fresh initialisation."""
+    from conftest import make_checkpoint
+
+    folder = make_checkpoint(tmp_path / "ckpt", seed=3, variant="e-c")
+    model = coala_embed.load_model(folder, device="cpu")
+    source, old_tags = model.net.state_dict(), list(model.tags)
+    new_tags = [old_tags[5], "brand-new", old_tags[0]] + [f"other{i}" for i in range(len(old_tags) - 3)]
+    torch.manual_seed(0)
+    net = network.build_net(_config(variant="ae-c"), n_tags=len(new_tags))
+    fresh = {k: v.clone() for k, v in net.state_dict().items()}
+    network.warm_start(net, str(folder), new_tags)
+    state = net.state_dict()
+    w, w_old = state["tag_encoder.net.0.weight"], source["tag_encoder.net.0.weight"]
+    torch.testing.assert_close(w[:, 0], w_old[:, 5], rtol=0, atol=0)
+    torch.testing.assert_close(w[:, 2], w_old[:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(w[:, 1], fresh["tag_encoder.net.0.weight"][:, 1], rtol=0, atol=0)
+    cnn = make_checkpoint(tmp_path / "cnn", seed=4, variant="cnn")
+    cnn_source = coala_embed.load_model(cnn, device="cpu").net.state_dict()
+    cnn_net = network.build_net(_config(variant="cnn"), n_tags=len(new_tags))
+    cnn_fresh = {k: v.clone() for k, v in cnn_net.state_dict().items()}
+    network.warm_start(cnn_net, str(cnn), new_tags)
+    out_rows = [k for k, v in cnn_source.items() if k.startswith("classifier.") and v.dim() and v.shape[0] == len(old_tags)]
+    assert out_rows
+    for k in out_rows:
+        torch.testing.assert_close(cnn_net.state_dict()[k][0], cnn_source[k][5], rtol=0, atol=0, msg=k)
+        torch.testing.assert_close(cnn_net.state_dict()[k][1], cnn_fresh[k][1], rtol=0, atol=0, msg=k)
+    torch.testing.assert_close(state["tag_encoder.net.4.weight"], source["tag_encoder.net.4.weight"], rtol=0, atol=0)
+    # the same vocabulary: copied whole, as before
+    net2 = network.build_net(_config(variant="ae-c"), n_tags=len(old_tags))
+    network.warm_start(net2, str(folder), old_tags)
+    torch.testing.assert_close(net2.state_dict()["tag_encoder.net.0.weight"], w_old, rtol=0, atol=0)
+
+
+def test_epoch_order_caps_speech_and_keeps_the_rest():
+    from training.trainer.data import epoch_order
+
+    capped = np.zeros(1000, bool)
+    capped[:600] = True  # 60 % speech, as in the corpus
+    plain = epoch_order(1000, capped, 0.0, np.random.default_rng(7))
+    np.testing.assert_array_equal(plain, np.random.default_rng(7).permutation(1000))  # off: as before
+    orders = [epoch_order(1000, capped, 1 / 3, np.random.default_rng(s)) for s in (1, 2)]
+    for order in orders:
+        assert len(set(order.tolist())) == len(order)  # no repeats
+        assert set(range(600, 1000)) <= set(order.tolist())  # every non-speech patch, every epoch
+        assert abs(capped[order].mean() - 1 / 3) < 0.01
+    assert set(orders[0].tolist()) != set(orders[1].tolist())  # a fresh speech subset each epoch
+    with pytest.raises(ValueError, match="speech_share"):
+        epoch_order(10, capped[:10], 1.5, np.random.default_rng(0))

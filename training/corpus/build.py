@@ -32,6 +32,7 @@ from training.corpus import domains, sourcetags
 from training.corpus import tags as tagmod
 from training.corpus.clips import MAX_SEGS, SR, build_clips, write_heldout
 from training.corpus.manifest import capped_and_final, table
+from training.corpus.ontology import LICENCE, ONTOLOGY_SOURCE, WORDNET_LICENCE, load_ontology
 from training.corpus.soundfonts import gm_family, note_tags, render_soundfont
 from training.corpus.sources import DEFAULT_SOURCES, load_sources, obtain, source_files
 from training.corpus.speech import synthesize_words
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="build only these sources (package or github:owner/name)")
     ap.add_argument("--update", action="store_true",
                     help="with --sources: rebuild those sources, keep the other clips of the last build in --out")
+    ap.add_argument("--ontology", nargs="?", const=ONTOLOGY_SOURCE, metavar="JSON",
+                    help="add the AudioSet ontology's categories and their ancestors to each clip's tags (ontology.py); "
+                         f"default: ontology.json of {ONTOLOGY_SOURCE} under --snapshots")
+    ap.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0 dict folder (Debian wordnet-base)")
+    ap.add_argument("--retag", action="store_true",
+                    help="read no source: rebuild the vocabulary and manifest from --out's records.jsonl")
     ap.add_argument("--heldout-soundfont", default=DEFAULT_HELDOUT)
     ap.add_argument("--max-source-share", type=float, default=0.25,
                     help="subsample any source above this share of the clips (default 0.25)")
@@ -80,6 +87,51 @@ def main(argv=None):
     pitches = list(range(a, b, c))
     vels = [int(x) for x in args.velocities.split(",")]
 
+    previous = os.path.join(out, "records.jsonl")
+    if args.retag:
+        with open(previous) as f:
+            records = [json.loads(line) for line in f]
+        old_info = json.load(open(os.path.join(out, "sources.json")))
+        used, failed, heldout = old_info["packages"], old_info["failed"], old_info.get("heldout", {})
+    else:
+        records, used, failed, heldout = build_sources(sources, args, out, pitches, vels)
+    if args.update and not args.retag and os.path.exists(previous):  # keep the clips of the sources not rebuilt now
+        built = {s["package"] for s in sources}
+        with open(previous) as f:
+            records = [r for r in map(json.loads, f) if r["source"] not in built] + records
+        old_info = json.load(open(os.path.join(out, "sources.json")))
+        used = {**{k: v for k, v in old_info["packages"].items() if k not in built}, **used}
+        heldout = {**old_info.get("heldout", {}), **heldout}
+    with open(previous, "w") as f:  # raw tags of every clip, for --update
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    tagged, ontology_info = records, None
+    if args.ontology:  # records.jsonl keeps the file-name words; the ontology's tags are added here
+        onto = load_ontology(args.ontology, args.snapshots, args.wordnet)
+        tagged = [{**r, "raw_tags": onto.expand(r["raw_tags"])} for r in records]
+        ontology_info = {"source": args.ontology, "licence": LICENCE, "wordnet_licence": WORDNET_LICENCE}
+    vocab, kept = capped_and_final(tagged, out, args.max_source_share, args.min_tag_count)
+    print(f"source share cap {args.max_source_share}: {len(records) - len(kept)} clips left out "
+          "(capped or untagged)", flush=True)
+    per_pkg = Counter(r["source"] for r in kept)
+    for pkg in used:
+        if used[pkg].get("role") == "train":
+            used[pkg]["clips"] = per_pkg.get(pkg, 0)
+    report = table(kept, heldout)
+    real_tags = [t for t in vocab if t in domains.REAL_WORLD]
+    with open(os.path.join(out, "sources.json"), "w") as f:
+        json.dump({"packages": used, "failed": failed, "heldout": heldout,
+                   "heldout_soundfont": args.heldout_soundfont, "sample_rate": SR,
+                   "real_world_tags": real_tags, "ontology": ontology_info, "build_seconds": round(time.time() - t0, 1)}, f, indent=1)
+    Path(out, "table.md").write_text(report + "\n")
+    hours = sum(r["duration"] for r in kept) / 3600
+    print(report)
+    print(f"done: {len(kept)} clips ({len(records) - len(kept)} dropped untagged), "
+          f"{hours:.2f} h, vocab {len(vocab)} ({len(real_tags)} real-world), {time.time()-t0:.0f}s", flush=True)
+
+
+def build_sources(sources, args, out, pitches, vels):
+    """Read every source: (records with raw tags, per-source info, failures, held-out set sizes)."""
     records, used, failed, heldout = [], {}, {}, {}
     for s in sources:
         pkg, kind = s["package"], s["kind"]
@@ -150,36 +202,7 @@ def main(argv=None):
             info["clips_raw"] = len(recs)
             print(f"   ({time.time()-t1:.0f}s)", flush=True)
         used[pkg] = info
-
-    previous = os.path.join(out, "records.jsonl")
-    if args.update and os.path.exists(previous):  # keep the clips of the sources not rebuilt now
-        built = {s["package"] for s in sources}
-        with open(previous) as f:
-            records = [r for r in map(json.loads, f) if r["source"] not in built] + records
-        old_info = json.load(open(os.path.join(out, "sources.json")))
-        used = {**{k: v for k, v in old_info["packages"].items() if k not in built}, **used}
-        heldout = {**old_info.get("heldout", {}), **heldout}
-    with open(previous, "w") as f:  # raw tags of every clip, for --update
-        for r in records:
-            f.write(json.dumps(r) + "\n")
-    vocab, kept = capped_and_final(records, out, args.max_source_share, args.min_tag_count)
-    print(f"source share cap {args.max_source_share}: {len(records) - len(kept)} clips left out "
-          "(capped or untagged)", flush=True)
-    per_pkg = Counter(r["source"] for r in kept)
-    for pkg in used:
-        if used[pkg].get("role") == "train":
-            used[pkg]["clips"] = per_pkg.get(pkg, 0)
-    report = table(kept, heldout)
-    real_tags = [t for t in vocab if t in domains.REAL_WORLD]
-    with open(os.path.join(out, "sources.json"), "w") as f:
-        json.dump({"packages": used, "failed": failed, "heldout": heldout,
-                   "heldout_soundfont": args.heldout_soundfont, "sample_rate": SR,
-                   "real_world_tags": real_tags, "build_seconds": round(time.time() - t0, 1)}, f, indent=1)
-    Path(out, "table.md").write_text(report + "\n")
-    hours = sum(r["duration"] for r in kept) / 3600
-    print(report)
-    print(f"done: {len(kept)} clips ({len(records) - len(kept)} dropped untagged), "
-          f"{hours:.2f} h, vocab {len(vocab)} ({len(real_tags)} real-world), {time.time()-t0:.0f}s", flush=True)
+    return records, used, failed, heldout
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ class TrainConfig:
     tau: float = 0.1
     mask_same_tags: bool = False  # leave identical tag sets out of each other's NT-Xent negatives
     lambda_audio_audio: float = 0.0  # weight of the audio-audio term between two views (0: off)
+    # -- balance (data.epoch_order): at most this share of an epoch's patches carry the tag `speech`, the
+    # others drawn anew each epoch (0: every patch every epoch, the shipped balance: ~60 % speech)
+    speech_share: float = 0.0
     # -- augmentation (augment.py)
     mix_p: float = 0.0  # share of a batch mixed with another patch, tags united
     bandlimit_p: float = 0.0  # share of a batch low-passed at 3.4-8 kHz

@@ -39,6 +39,23 @@ class PatchSet:
         return np.asarray(self.patches[idx], np.float32), np.asarray(self.tags[idx], np.float32)
 
 
+def epoch_order(n: int, capped: np.ndarray | None, share: float, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's patch order: every patch once, except that the rows marked in ``capped`` (bool, n) make
+    at most ``share`` of the epoch, a fresh random subset of them each epoch (share 0: no cap).
+
+    This is per-clip sampling weights in the form that keeps an epoch a pass without repeats: a capped
+    row's chance to be in an epoch is share/(1-share) * uncapped/capped."""
+    if not share or capped is None or not capped.any():
+        return rng.permutation(n)
+    if not 0 < share < 1:
+        raise ValueError(f"speech_share={share}: must be in (0, 1)")
+    rows = np.flatnonzero(capped)
+    others = np.flatnonzero(~capped)
+    keep = min(len(rows), int(share / (1 - share) * len(others)))
+    chosen = rng.choice(rows, size=keep, replace=False)
+    return rng.permutation(np.concatenate([others, chosen]))
+
+
 def load_prepared(folder, split: str) -> PatchSet:
     folder = Path(folder)
     return PatchSet(np.load(folder / f"{split}_patches.npy", mmap_mode="r"),

@@ -31,7 +31,8 @@ from coala_embed.model import COALA
 from training.trainer.augment import (audio_view, augment, band_ranges, centre_crops, lead_crops, mel_band_centres,
                                       shifted_crops)
 from training.trainer.config import CONFIGS, ConfigError, TrainConfig, load_config
-from training.trainer.data import PREPARATION_KEYS, load_hdf5, load_hdf5_vocabulary, load_prepared, load_prepared_meta
+from training.trainer.data import (PREPARATION_KEYS, epoch_order, load_hdf5, load_hdf5_vocabulary, load_prepared,
+                                   load_prepared_meta)
 from training.trainer.losses import coala_losses
 from training.trainer.machine import cpu_model, heap_for_large_blocks
 from training.trainer.network import build_net, warm_start
@@ -157,7 +158,7 @@ def train(cfg: TrainConfig | dict, out, data=None, hdf5=None) -> dict:
     ckpt_path = out / "ckpt.pt"
     start_epoch, elapsed, history = 0, 0.0, []
     if cfg.init_from and not ckpt_path.exists():
-        copied = warm_start(net, cfg.init_from)
+        copied = warm_start(net, cfg.init_from, tags)
         if master:
             print(f"initialised {len(copied)} of {len(net.state_dict())} tensors from {cfg.init_from}")
     if ckpt_path.exists():
@@ -175,6 +176,13 @@ def train(cfg: TrainConfig | dict, out, data=None, hdf5=None) -> dict:
               f"{world} process(es) on {device}, bf16={cfg.bf16}")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.bf16 else contextlib.nullcontext
 
+    speech_rows = None
+    if cfg.speech_share:
+        if "speech" not in tags:
+            raise ValueError("speech_share is set but the tag vocabulary has no 'speech'")
+        speech_rows = np.asarray(train_set.tags[:, tags.index("speech")]) > 0
+        if master:
+            print(f"speech: {speech_rows.mean():.1%} of the training patches, at most {cfg.speech_share:.0%} of an epoch")
     band_centres = mel_band_centres(frontend)
     ranges = band_ranges(frontend, train_set.patches.shape[1])
     val_idx = np.arange(len(val_set))
@@ -183,7 +191,7 @@ def train(cfg: TrainConfig | dict, out, data=None, hdf5=None) -> dict:
         # -- one epoch: a seeded permutation, each process takes every world-th batch
         t0 = time.time()
         net.train()
-        perm = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(train_set))
+        perm = epoch_order(len(train_set), speech_rows, cfg.speech_share, np.random.default_rng(cfg.seed * 1000 + epoch))
         aug_rng = np.random.default_rng([cfg.seed, epoch, rank])  # per epoch, so a resumed run draws the same
         n_batches = len(perm) // (batch_size * world)
         if cfg.max_batches_per_epoch:
