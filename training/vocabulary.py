@@ -1,0 +1,288 @@
+"""The vocabulary file of a checkpoint: which of its tags describe sounds, and English words onto them.
+
+    python -m training.vocabulary --weights weights/ [--ontology github:audioset/ontology@<commit>]
+
+Writes `vocabulary.json` beside the weights and records its sha256 in their config.json
+(`vocabulary_file`, `vocabulary_sha256`), which coala_embed.vocabulary reads (no nltk at run time).
+
+Sound tags: a tag that names an AudioSet category (or reaches one through WordNet from an animal or
+artifact sense that is not a proper noun: WordNet reaches "Country" music from every country's name),
+or is in one of training/corpus/domains.py's real-world word lists, or in EXTRA_SOUND_TAGS below; less
+NOT_SOUND_TAGS. Each is listed under its broad category, the ontology's top-level category.
+
+The table: English words that are not tags (WordNet 3.0 noun and verb lemmas of one or two words, their
+irregular plurals and past forms from WordNet's exception lists, the ontology's category names and
+synonyms) onto at most MAX_TAGS_PER_WORD sound tags, most specific first: the tags of the category the
+word names, then from the word's first WordNet sense that reaches any: its synonyms and derived forms,
+its hyponyms (two levels), its hypernyms nearest first, then the ontology's ancestors of its category.
+Simple plurals and -ing forms are not stored: the package strips them before looking a word up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import deque
+from functools import lru_cache
+from pathlib import Path
+
+from coala_embed.checkpoint import CONFIG_NAME, sha256_file
+from training.corpus import ontology as onto
+from training.corpus.domains import REAL_WORLD_DOMAINS
+
+VOCABULARY_NAME = "vocabulary.json"
+FORMAT = "coala-embed-vocabulary"
+MAX_TAGS_PER_WORD = 3
+MAX_SENSES = 3
+HYPONYM_DEPTH = 2
+
+# The domains of training/corpus/domains.py under the ontology's top-level names, so that one listing
+# groups every sound tag the same way.
+DOMAIN_CATEGORY = {"animals": "Animal", "nature": "Natural sounds", "domestic/foley": "Sounds of things",
+                   "vehicles/machines": "Sounds of things", "weapons/explosions": "Sounds of things",
+                   "human non-speech": "Human sounds", "instruments": "Music"}
+
+# Sound words of the shipped tags that neither the ontology's names nor domains.py hold: General MIDI
+# and sample-pack instrument words (taiko, agogo, fret, drawbar, bd = bass drum, hh = hi-hat), voices,
+# materials and places heard in the corpus (AudioSet files acoustic environments under "Channel,
+# environment and background").
+EXTRA_SOUND_TAGS = {
+    "Music": """note instrument synth singer soprano alto tenor baritone taiko agogo shakuhachi shanai cabasa
+        calliope charang fret fretless nylon drawbar polysynth sawtooth staccato muted percussive chromatic
+        rim flam bd hh perc aah ooh melodic harmonic tango pad string electric chiff blown overdriven honky tonk
+        pedal tone sustain""",
+    "Human sounds": "voice talk chat pain",
+    "Sounds of things": """weapon tank steel brick crystal straw flesh laser muzzle battleaxe cudgel shoe spring
+        mining lumber""",
+    "Animal": "mammal reptilian spider fauna",
+    "Channel, environment and background": "city road tavern farm church garden seashore ambiance amb",
+}
+# Tags that reach a category only by a reading the corpus does not mean: "blue" is a colour (not the
+# blues), "male"/"female" a voice's sex (not an animal), "bot" a game's bot (WordNet: the botfly).
+NOT_SOUND_TAGS = frozenset("blue male female bot dug billy interface soundtrack tower".split())
+# AudioSet names a sound by its source and a generic head: "Traffic noise, roadway noise" is traffic's.
+GENERIC_HEAD = re.compile(r"\s+(noise|sounds?)$")
+_key = lru_cache(maxsize=None)(onto._key)  # inflect's singular is slow, and the table asks it 10^5 times
+
+WORDNET_NOTICE = """WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. Permission to use, \
+copy, modify and distribute this software and database and its documentation for any purpose and without fee or \
+royalty is hereby granted, provided that you agree to comply with the following copyright notice and statements, \
+including the disclaimer, and that the same appear on ALL copies of the software, database and documentation, \
+including modifications that you make for internal use or for distribution. THIS SOFTWARE AND DATABASE IS PROVIDED \
+"AS IS" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES, EXPRESS OR IMPLIED. BY WAY OF EXAMPLE, BUT \
+NOT LIMITATION, PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES OF MERCHANTABILITY OR FITNESS FOR ANY \
+PARTICULAR PURPOSE OR THAT THE USE OF THE LICENSED SOFTWARE, DATABASE OR DOCUMENTATION WILL NOT INFRINGE ANY THIRD \
+PARTY PATENTS, COPYRIGHTS, TRADEMARKS OR OTHER RIGHTS. The name of Princeton University or Princeton may not be used \
+in advertising or publicity pertaining to distribution of the software and/or database. Title to copyright in this \
+software, database and any associated documentation shall at all times remain with Princeton University and \
+LICENSEE agrees to preserve same."""  # /usr/share/doc/wordnet-base/copyright, whose terms ask it kept on copies
+LICENCES = {
+    "ontology": onto.LICENCE + "; https://creativecommons.org/licenses/by-sa/4.0/",
+    "wordnet": onto.WORDNET_LICENCE,
+    "wordnet_notice": WORDNET_NOTICE,
+    "this_file": "Derived from both (category names and synonyms, the WordNet word hierarchy): an adaptation of "
+                 "the AudioSet ontology, under CC BY-SA 4.0, with WordNet's notice kept.",
+}
+
+
+def _tag_form(lemma: str) -> str:
+    return lemma.lower().replace("_", " ")
+
+
+class Builder:
+    """Sound tags of a model's vocabulary and the table of words onto them."""
+
+    def __init__(self, ontology: onto.Ontology, tags: list[str]):
+        self.onto, self.wn, self.tags = ontology, ontology.wordnet, list(tags)
+        self.category = {t: c for t in self.tags if t not in NOT_SOUND_TAGS and (c := self._category(t))}
+        self.sound = [t for t in self.tags if t in self.category]
+        self.by_key = {_key(t): t for t in self.sound}
+        self.prefixes = {k[:3] for k in self.by_key}  # most WordNet lemmas share none: no inflect for them
+        self.head_index: dict[str, list[str]] = {}  # "traffic" -> the id of "Traffic noise, roadway noise"
+        for cid, name in self.onto.name.items():
+            for alt in onto._alternatives(name):
+                head = GENERIC_HEAD.sub("", alt.strip().lower())
+                if head != alt.strip().lower():
+                    self.head_index.setdefault(_key(head), []).append(cid)
+
+    # -- sound tags --------------------------------------------------------------------------------
+
+    def _category(self, tag: str) -> str | None:
+        """The broad category of a sound tag; None for a tag that describes no sound."""
+        direct = self.onto.by_key.get(_key(tag)) or self.onto.by_key.get(_key(tag.rstrip("e") + "ing"))
+        extra = next((c for c, words in EXTRA_SOUND_TAGS.items() if tag in words.split()), None)
+        domain = next((DOMAIN_CATEGORY[d] for d, words in REAL_WORLD_DOMAINS.items() if tag in words), None)
+        if direct:  # a name under several top categories (Cowbell: Animal, Music) takes the one domains.py says
+            tops = {self.onto.name[t] for cid in direct for t in self.onto.top_of(cid)}
+            return domain if domain in tops else self._top(direct[0])
+        if extra or domain:
+            return extra or domain
+        senses = self.wn.synsets(tag, "n")
+        if senses and not senses[0].instance_hypernyms() and senses[0].lexname() in ("noun.animal", "noun.artifact"):
+            found = self.onto.categories_of(tag)
+            return self._top(found[0]) if found else None
+        return None
+
+    def _top(self, cid: str) -> str:
+        tops = set(self.onto.top_of(cid))
+        return next(self.onto.name[t] for t in self.onto.top if t in tops)
+
+    # -- the table ---------------------------------------------------------------------------------
+
+    def category_tags(self, cid: str) -> list[str]:
+        """The sound tags a category is named by, then those of its ancestors' first names, nearest first
+        (Dog -> dog, ..., animal; "Canidae, dogs, wolves" above Dog gives no `wolf` to a puppy)."""
+        out = [t for alt in onto._alternatives(self.onto.name[cid]) if (t := self.tag_named(alt))]
+        frontier, seen = deque(self.onto.parents[cid]), {cid}
+        while frontier:
+            c = frontier.popleft()
+            if c in seen:
+                continue
+            seen.add(c)
+            if tag := self.tag_named(onto._alternatives(self.onto.name[c])[0]):
+                out.append(tag)
+            frontier.extend(self.onto.parents[c])
+        return out
+
+    def tag_named(self, name: str) -> str | None:
+        """The sound tag of a category's name: "Human sounds" -> human, "Breathing" -> breath."""
+        name = GENERIC_HEAD.sub("", name.strip().lower())
+        for form in (name, re.sub(r"ing$", "", name), re.sub(r"ing$", "e", name)):
+            if (key := _key(form)) in self.by_key:
+                return self.by_key[key]
+        return None
+
+    def tag_of(self, lemma: str) -> str | None:
+        """The sound tag a WordNet lemma or a word is (plural or singular), or None."""
+        plain = re.sub(r"[_ -]", "", lemma.lower())
+        return self.by_key.get(_key(_tag_form(lemma))) if plain[:3] in self.prefixes else None
+
+    def _sense_tags(self, synset, related_only=False) -> list[str]:
+        """Sound tags one WordNet sense reaches: synonyms and derived forms, hyponyms, hypernyms. A sense
+        above or below is named by its first lemma only: structure.n.01 is "structure, construction", and
+        a kitchen (a room, a structure) has nothing to do with construction noise."""
+        def tags_of(s, lemmas=1):
+            return [t for n in s.lemma_names()[:lemmas] if (t := self.tag_of(n))]
+
+        out = tags_of(synset, None)
+        for lemma in synset.lemmas():
+            out += [t for d in lemma.derivationally_related_forms() if (t := self.tag_of(d.name()))]
+        if related_only:
+            return out
+        level = [synset]
+        for _ in range(HYPONYM_DEPTH if synset.pos() == "n" else 0):  # verbs' hyponyms are manners of acting
+            level = [h for s in level for h in s.hyponyms()]
+            out += [t for s in level for t in tags_of(s)]
+        frontier, seen = deque((h, 1) for h in synset.hypernyms()), set()
+        while frontier:
+            s, depth = frontier.popleft()
+            if s in seen or depth > onto.MAX_HYPERNYM_DEPTH:
+                continue
+            seen.add(s)
+            out += tags_of(s)
+            frontier.extend((h, depth + 1) for h in s.hypernyms())
+        return out
+
+    def word_tags(self, word: str) -> list[str]:
+        """At most MAX_TAGS_PER_WORD sound tags for a word or phrase that is not a tag, most specific first."""
+        key = _key(word)
+        named = self.onto.by_key.get(key) or self.head_index.get(key) or ()
+        found = [t for cid in named for alt in onto._alternatives(self.onto.name[cid]) if (t := self.tag_named(alt))]
+        if " " in word:  # a phrase's own words that are tags, head word first: car horn -> horn, car
+            found += [t for w in reversed(word.split()) if (t := self.tag_of(w))]
+        # a word that names a category takes from WordNet only its synonyms and derived forms: the first
+        # sense of `siren` is a seductive woman, whose hypernyms are not the Siren category's
+        senses = [s for pos in "nv" for s in self.wn.synsets(word.replace(" ", "_"), pos)[:MAX_SENSES]]
+        def first_sense_tags(related_only):
+            return next((tags for s in senses if not s.instance_hypernyms()
+                         and (tags := self._sense_tags(s, related_only))), [])
+
+        above = [t for cid in named for t in self.category_tags(cid)]
+        reached = first_sense_tags(related_only=bool(named))
+        if named and not (found or reached or above):  # Thunderstorm is right under "Natural sounds"
+            reached = first_sense_tags(related_only=False)
+        found += reached
+        # the ontology through WordNet only where WordNet itself reached a tag: alone it finds "Crowd" in
+        # a traffic jam (a crowding) and "Country" music in every country
+        if word not in onto.NOT_MAPPED and not named and reached:
+            above = [t for cid in self.onto.categories_of(word) for t in self.category_tags(cid)]
+        found += above
+        return list(dict.fromkeys(found))[:MAX_TAGS_PER_WORD]
+
+    def words(self) -> list[str]:
+        """The words the table considers: WordNet lemmas (one or two words) and exceptions, category names."""
+        out = set()
+        for pos in "nv":
+            for lemma in self.wn.all_lemma_names(pos):
+                if re.fullmatch(r"[a-z]+(_[a-z]+)?", lemma):
+                    out.add(_tag_form(lemma))
+            for variant in self.wn._exception_map[pos]:  # mice -> mouse, geese -> goose, ran -> run
+                if variant.isalpha():
+                    out.add(variant)
+        for name in self.onto.name.values():
+            for alt in onto._alternatives(name):
+                alt = re.sub(r"\s+", " ", alt.strip().lower())
+                out.update({alt, GENERIC_HEAD.sub("", alt)})
+        return sorted(w for w in out if w not in self.tags and re.fullmatch(r"[a-z][a-z '-]*", w))
+
+    def table(self) -> dict[str, list[str]]:
+        exceptions = {v: k for pos in "nv" for v, k in self.wn._exception_map[pos].items()}
+        out = {}
+        for word in self.words():
+            base = exceptions.get(word, [word])[0].replace("_", " ")
+            tags = [base] if base in self.category else self.word_tags(base)
+            if tags:
+                out[word] = tags
+        return out
+
+
+def build(ontology: onto.Ontology, tags: list[str], ontology_source: str) -> dict:
+    b = Builder(ontology, tags)
+    grouped = {}
+    for t in b.sound:
+        grouped.setdefault(b.category[t], []).append(t)
+    return {
+        "format": FORMAT, "format_version": 1,
+        "licences": LICENCES,
+        "sources": {"ontology": ontology_source, "wordnet": "WordNet 3.0 (Debian wordnet-base)",
+                    "built_by": "python -m training.vocabulary"},
+        "sound_tags": {c: grouped[c] for c in [ontology.name[t] for t in ontology.top] if c in grouped},
+        "other_tags": [t for t in tags if t not in b.category],
+        "words": b.table(),
+    }
+
+
+def write(folder: Path, vocabulary: dict) -> Path:
+    """vocabulary.json (one word per line, for review and diffs) and its sha256 in config.json."""
+    lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in vocabulary["words"].items()]
+    head = json.dumps({k: v for k, v in vocabulary.items() if k != "words"}, indent=1)
+    path = folder / VOCABULARY_NAME
+    path.write_text(head[:-2] + ',\n "words": {\n' + ",\n".join(lines) + "\n }\n}\n")
+    config_path = folder / CONFIG_NAME
+    config = json.loads(config_path.read_text())
+    config["vocabulary_file"], config["vocabulary_sha256"] = VOCABULARY_NAME, sha256_file(path)
+    config_path.write_text(json.dumps(config, indent=1) + "\n")
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.vocabulary", description=__doc__.splitlines()[0])
+    p.add_argument("--weights", required=True, type=Path, help="checkpoint folder (config.json with its tags)")
+    p.add_argument("--ontology", default=onto.ONTOLOGY_SOURCE, help="ontology.json, or github:owner/name@commit")
+    p.add_argument("--snapshots", default="/work/.mirror", help="git snapshots of github: sources")
+    p.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0 dict folder")
+    args = p.parse_args(argv)
+    tags = json.loads((args.weights / CONFIG_NAME).read_text())["tags"]
+    vocabulary = build(onto.load_ontology(args.ontology, args.snapshots, args.wordnet), tags, args.ontology)
+    path = write(args.weights, vocabulary)
+    n_sound = sum(map(len, vocabulary["sound_tags"].values()))
+    for category, members in vocabulary["sound_tags"].items():
+        print(f"{category} ({len(members)}): {' '.join(members)}")
+    print(f"other ({len(vocabulary['other_tags'])}): {' '.join(vocabulary['other_tags'])}")
+    print(f"{n_sound} sound tags, {len(tags) - n_sound} others; {len(vocabulary['words'])} words in the table; "
+          f"{path}: {path.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
