@@ -22,13 +22,13 @@ _LAZY = {
     "clip_mean": "engine",
     "COALA": "model", "ModelConfig": "modelconfig",
     "FileResult": "sinks",
-    "align_audio": "tags", "get_tag_embedding": "tags", "predict_tags": "tags",
+    "align_audio": "tags", "get_tag_embedding": "tags", "predict_tags": "tags", "resolve_tags": "tags",
 }
 
 __all__ = [
     "SAMPLE_RATE", "EMBEDDING_SIZE", "AudioError", "CheckpointError", "FrontEnd", "Model", "ModelConfig", "COALA",
     "EmbedOptions", "FileResult", "load_model", "save_checkpoint", "get_embedding", "process_file", "embed_files",
-    "clip_mean", "get_tag_embedding", "align_audio", "predict_tags",
+    "clip_mean", "get_tag_embedding", "align_audio", "predict_tags", "resolve_tags",
 ]
 
 

@@ -3,7 +3,8 @@
 `config.json` carries everything needed to use the weights correctly: the network's shape, every
 front-end parameter including the per-band scaler, the tag vocabulary, and provenance. Weights are
 read with safetensors, never unpickled. A checkpoint may also hold `encoder.onnx` (the inference encoder
-for onnxruntime, coala_embed.onnx_export), recorded with its sha256 like the weights. Nothing here imports
+for onnxruntime, coala_embed.onnx_export) and `vocabulary.json` (which tags describe sounds, and English
+words onto them; coala_embed.vocabulary), each recorded with its sha256 like the weights. Nothing here imports
 torch at import time: `load_model(..., backend="onnx")` needs only numpy, safetensors and onnxruntime.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from .audio import FrontEnd
 from .modelconfig import ModelConfig
 from .options import BACKENDS
+from .vocabulary import VOCABULARY_NAME, Vocabulary
 
 if TYPE_CHECKING:
     import torch
@@ -67,6 +69,11 @@ class Model:
     backend: str = "torch"
     folder: Path | None = None
     onnx_path: Path | None = None
+    vocabulary: Vocabulary | None = None  # None: the plain vocabulary of `tags` (every tag a sound tag)
+
+    def __post_init__(self):
+        if self.vocabulary is None:
+            self.vocabulary = Vocabulary.plain(self.tags)
 
     @property
     def embedding_size(self) -> int:
@@ -163,7 +170,8 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME]))
+        files = [CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME, VOCABULARY_NAME]
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=files))
     except LocalEntryNotFoundError as e:
         raise CheckpointError(
             f"{repo_id}: not in the local Hugging Face cache and the Hub cannot be reached "
@@ -200,6 +208,17 @@ def verified_file(folder: Path, config: dict, kind: str, default_name: str | Non
             f"{path}: sha256 {digest} does not match {config.get(f'{kind}_sha256')} recorded in {CONFIG_NAME}; "
             "the file is corrupt or has been modified")
     return path
+
+
+def read_vocabulary(folder: Path, config: dict) -> Vocabulary | None:
+    """The checkpoint's verified vocabulary.json, if config.json records one."""
+    if not config.get("vocabulary_file"):
+        return None
+    path = verified_file(folder, config, "vocabulary")
+    try:
+        return Vocabulary.read(path, config["tags"])
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: malformed vocabulary ({e})") from None
 
 
 def read_numpy_state(weights: Path, weights_sha256: str) -> dict:
@@ -257,7 +276,7 @@ def load_model(source=None, device=None, backend: str = "torch") -> Model:
     except (RuntimeError, AssertionError) as e:  # unknown device string, or CUDA not available
         raise ValueError(f"cannot use torch device {str(device)!r}: {e}") from None
     return Model(net=net, frontend=frontend, tags=list(config["tags"]), config=config, source=source,
-                 device=device, folder=folder)
+                 device=device, folder=folder, vocabulary=read_vocabulary(folder, config))
 
 
 def _load_numpy(folder: Path, config: dict, weights: Path, source: str, device) -> Model:
@@ -277,4 +296,4 @@ def _load_numpy(folder: Path, config: dict, weights: Path, source: str, device) 
     read_state = functools.partial(read_numpy_state, weights, config["weights_sha256"])
     return Model(net=NumpyNet(cfg, read_state), frontend=frontend, tags=list(config["tags"]),
                  config=config, source=source, device=HostDevice(), backend="onnx", folder=folder,
-                 onnx_path=onnx_path)
+                 onnx_path=onnx_path, vocabulary=read_vocabulary(folder, config))

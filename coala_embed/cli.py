@@ -104,7 +104,7 @@ def main():
     \b
       coala-embed [-o DIR] INPUTS...   embed audio files (the default command)
       coala-embed tags FILES...        print zero-shot tags of audio files
-      coala-embed tags --list-tags     print the tags the model knows
+      coala-embed tags --list-tags     print the sound tags the model knows, by category
       coala-embed search COLLECTION    find sounds like a file (or a time range of one), or by words
       coala-embed map COLLECTION       a page with one point per file (hover, play, filter)
 
@@ -298,21 +298,28 @@ def _expand_or_exit(inputs):
 @main.command("tags", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1)
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Tags per file.")
-@click.option("--list-tags", is_flag=True, help="Print the model's tag vocabulary, one tag per line, and exit.")
+@click.option("--all-tags", is_flag=True, help="Rank (or list) every tag of the model, not only those that "
+                                                 "describe sounds (the others are names, places, game words).")
+@click.option("--labels", default=None, metavar="'A,B,...'",
+              help="Rank these comma-separated labels instead of tags (zero-shot classification), e.g. "
+                   "'dog bark,siren,rain on a window'; each stands for the tags its words resolve to.")
+@click.option("--list-tags", is_flag=True, help="Print the sound tags by broad category (with --all-tags, "
+                                                  "every tag) and exit.")
 @_common_options
-def tags_command(inputs, top_k, list_tags, model_source, device, **option_kw):
+def tags_command(inputs, top_k, all_tags, labels, list_tags, model_source, device, **option_kw):
     """Print zero-shot tags of audio files (files, folders or glob patterns).
 
-    Tags are the model's vocabulary words whose aligned vectors are closest (cosine similarity) to the
-    clip's aligned audio vector. One line per file: `path<TAB>tag (similarity), ...`.
-    `--list-tags` prints the vocabulary instead (the words `get_tag_embedding` accepts).
+    Tags are the model's tags that describe sounds whose aligned vectors are closest (cosine similarity)
+    to the clip's aligned audio vector. One line per file: `path<TAB>tag (similarity), ...`.
+    With --labels, the given labels are ranked instead; the tags each label stands for are printed first
+    (to stderr). `--list-tags` prints the tags instead.
     """
     from .core import embed_files
     from .engine import clip_mean
     from .tags import rank_tags
 
     if list_tags:
-        click.echo("\n".join(_load(model_source, device, option_kw).tags))
+        _list_tags(_load(model_source, device, option_kw), all_tags)
         return
     if not inputs:
         raise click.UsageError("give audio FILES to tag, or --list-tags")
@@ -320,15 +327,37 @@ def tags_command(inputs, top_k, list_tags, model_source, device, **option_kw):
     model = _load(model_source, device, option_kw)
     if not model.net.has_tag_space:
         raise click.ClickException(f"this {model.net.cfg.variant} checkpoint has no tag space to predict tags with")
+    if labels is not None:
+        labels = [label.strip() for label in labels.split(",") if label.strip()]
+        try:
+            for label in labels:
+                click.echo(f"{label}: {', '.join(model.vocabulary.resolve(label))}", err=True)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--labels")
     failed = len(problems)
     for path, emb, _, error in embed_files([p for p, _ in files], model=model, options=EmbedOptions(**option_kw)):
         if error is not None:
             click.echo(f"failed: {error}", err=True)
             failed += 1
             continue
-        ranked = rank_tags(model, clip_mean(emb)[None], top_k)[0]
+        ranked = rank_tags(model, clip_mean(emb)[None], top_k, all_tags=all_tags, labels=labels)[0]
         click.echo(f"{path}\t" + ", ".join(f"{tag} ({sim:.3f})" for tag, sim in ranked))
     sys.exit(1 if failed else 0)
+
+
+def _list_tags(model, all_tags: bool):
+    """The sound tags under their broad categories (a model without vocabulary.json: its tags, one a line)."""
+    vocabulary = model.vocabulary
+    groups = dict(vocabulary.categories)
+    if all_tags and groups:
+        sound = set(vocabulary.sound_tags)
+        groups["Other tags (not sounds)"] = [t for t in vocabulary.tags if t not in sound]
+    if not groups:
+        click.echo("\n".join(vocabulary.tags))
+        return
+    for name, members in groups.items():
+        click.echo(f"{name} ({len(members)}):")
+        click.echo("\n".join(f"  {t}" for t in members))
 
 
 from .search_cli import map_command, search_command  # noqa: E402  (coala-embed search, coala-embed map)

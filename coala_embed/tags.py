@@ -32,28 +32,43 @@ def _require_tag_space(model: Model):
         raise ValueError(f"this {model.net.cfg.variant} checkpoint has no tag encoder aligned with audio")
 
 
-def get_tag_embedding(tags, model=None, device=None) -> np.ndarray:
+def resolve_tags(words, model=None, device=None) -> dict[str, list[str]]:
+    """The tags each word or phrase stands for: {word: [tags]} (coala_embed.vocabulary).
+
+    A tag stands for itself; another English word for the few tags the model's vocabulary.json maps it to
+    ('puppy' -> dog, ...); a phrase for the tags of its words ('dog barking' -> dog, bark).
+    Raises ValueError naming a word that maps to no tag.
+    """
+    model = get_model(model, device)
+    words = [words] if isinstance(words, str) else list(words)
+    return {w: model.vocabulary.resolve(w) for w in words}
+
+
+def get_tag_embedding(tags, model=None, device=None, return_tags: bool = False):
     """Vectors of tag sets in the space aligned with audio (tag encoder + affine layer).
 
     Args:
-        tags: one tag ('dog'), one set of tags (['dog', 'bark']), or a list of sets ([['dog'], ['car', 'engine']]).
-            Tags must be in `model.tags`.
+        tags: one word or phrase ('dog', 'dog barking'), one set of them (['dog', 'bark']), or a list of sets
+            ([['dog'], ['car horn']]). Tags stand for themselves, other words for the tags they resolve
+            to (`resolve_tags`); a set's vector is that of the union of its tags.
+        return_tags: also return {word: [tags]}, the tags each word stood for.
     Returns:
-        float32 (1152,) for one tag or set, (n_sets, 1152) for a list of sets.
+        float32 (1152,) for one word or set, (n_sets, 1152) for a list of sets; with return_tags, a pair.
     """
     model = get_model(model, device)
     _require_tag_space(model)
     single = isinstance(tags, str) or all(isinstance(t, str) for t in tags)
     sets = [[tags] if isinstance(tags, str) else list(tags)] if single else [list(s) for s in tags]
+    if not all(sets):
+        raise ValueError("an empty set of tags has no vector")
+    used = resolve_tags([w for s in sets for w in s], model)
     index = {t: i for i, t in enumerate(model.tags)}
     multi_hot = np.zeros((len(sets), len(model.tags)), np.float32)
     for row, tag_set in enumerate(sets):
-        unknown = [t for t in tag_set if t.lower() not in index]
-        if unknown or not tag_set:
-            raise ValueError(f"tags not in the model's vocabulary: {unknown or 'empty set'} (see model.tags)")
-        multi_hot[row, [index[t.lower()] for t in tag_set]] = 1.0
+        multi_hot[row, [index[t] for w in tag_set for t in used[w]]] = 1.0
     out = _apply(model, ("tag_encoder", "tag_affine"), multi_hot)
-    return out[0] if single else out
+    out = out[0] if single else out
+    return (out, used) if return_tags else out
 
 
 def align_audio(embeddings: np.ndarray, model=None, device=None) -> np.ndarray:
@@ -63,11 +78,13 @@ def align_audio(embeddings: np.ndarray, model=None, device=None) -> np.ndarray:
     return _apply(model, ("audio_affine",), np.asarray(embeddings, np.float32))
 
 
-def predict_tags(y, sr, top_k: int = 10, model=None, device=None, options: EmbedOptions | None = None, **kw):
-    """Zero-shot tags: the vocabulary tags whose aligned vectors are closest (cosine) to the audio's.
+def predict_tags(y, sr, top_k: int = 10, model=None, device=None, options: EmbedOptions | None = None,
+                 all_tags: bool = False, labels=None, **kw):
+    """Zero-shot tags: the sound tags (all tags with all_tags=True) whose aligned vectors are closest (cosine)
+    to the audio's; or, given `labels` (words or phrases, e.g. ['dog bark', 'siren']), those labels ranked.
 
-    Takes the arguments of `get_embedding` (y may be a list of clips); returns a list of (tag, cosine
-    similarity) pairs, best first, or a list of such lists for a list of clips.
+    Takes the arguments of `get_embedding` (y may be a list of clips); returns a list of (tag or label,
+    cosine similarity) pairs, best first, or a list of such lists for a list of clips.
     """
     option_kw, kw = EmbedOptions.split(kw)
     options = EmbedOptions.of(options, "predict_tags", **option_kw)
@@ -76,15 +93,19 @@ def predict_tags(y, sr, top_k: int = 10, model=None, device=None, options: Embed
     y = clip_or_clips(y)
     single = not isinstance(y, (list, tuple))
     means = np.atleast_2d(get_embedding(y, sr, model=model, options=options, **kw))
-    return rank_tags(model, means, top_k)[0] if single else rank_tags(model, means, top_k)
+    ranked = rank_tags(model, means, top_k, all_tags=all_tags, labels=labels)
+    return ranked[0] if single else ranked
 
 
-def rank_tags(model: Model, mean_embeddings: np.ndarray, top_k: int) -> list[list[tuple[str, float]]]:
-    """For each clip embedding (n, D), its top_k (tag, cosine similarity) pairs, best first."""
+def rank_tags(model: Model, mean_embeddings: np.ndarray, top_k: int, all_tags: bool = False,
+              labels=None) -> list[list[tuple[str, float]]]:
+    """For each clip embedding (n, D), its top_k (tag, cosine similarity) pairs, best first: among the
+    model's sound tags, all its tags (all_tags=True), or the given labels (words or phrases)."""
+    names = list(labels) if labels is not None else model.tags if all_tags else model.vocabulary.sound_tags
     audio_vecs = align_audio(mean_embeddings, model)
-    tag_vecs = get_tag_embedding([[t] for t in model.tags], model)
+    tag_vecs = get_tag_embedding([[t] for t in names], model)
     a = audio_vecs / np.maximum(np.linalg.norm(audio_vecs, axis=1, keepdims=True), 1e-12)
     t = tag_vecs / np.maximum(np.linalg.norm(tag_vecs, axis=1, keepdims=True), 1e-12)
     sims = a @ t.T
     order = np.argsort(-sims, axis=1, kind="stable")[:, :top_k]
-    return [[(model.tags[j], float(sims[r, j])) for j in row] for r, row in enumerate(order)]
+    return [[(names[j], float(sims[r, j])) for j in row] for r, row in enumerate(order)]

@@ -1,0 +1,98 @@
+"""English words onto a model's tags: which tags describe sounds, and the words that are not tags.
+
+A checkpoint may hold `vocabulary.json` (written by `python -m training.vocabulary`, its sha256 in
+config.json): the tags that describe sounds, by broad category (the AudioSet ontology's top level), the
+others (names, places, game words of the training files' paths), and a table of English words that are
+not tags (from WordNet 3.0 and the AudioSet ontology: synonyms, hypernyms, hyponyms, derived forms) onto
+a few sound tags each, most specific first. Without the file every tag counts as a sound tag and only
+tags resolve.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+VOCABULARY_NAME = "vocabulary.json"
+FORMAT = "coala-embed-vocabulary"
+# words a label may hold that name nothing ("rain on a window"); none of them is a tag of the shipped model
+STOP_WORDS = frozenset("a an the of on in at to into onto with and or by from for over under near its".split())
+
+
+def word_forms(word: str):
+    """The word, then the stems of simple English plurals and -ing forms (flies, boxes, running, hiking)."""
+    yield word
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ing", ""), ("ing", "e")):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            stem = word[: -len(suffix)] + repl
+            yield stem
+            if suffix == "ing" and stem[-1] == stem[-2]:  # running -> run
+                yield stem[:-1]
+
+
+@dataclasses.dataclass
+class Vocabulary:
+    """A model's tags (in its order), its sound tags by broad category, and the table of other words."""
+
+    tags: list[str]
+    categories: dict[str, list[str]]  # broad category -> its sound tags; empty: every tag is one
+    words: dict[str, list[str]]  # a word that is not a tag -> the sound tags it stands for
+    licences: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def plain(cls, tags) -> Vocabulary:
+        """The vocabulary of a checkpoint without vocabulary.json: its tags, all of them sound tags."""
+        return cls(list(tags), {}, {})
+
+    @classmethod
+    def read(cls, path: Path, tags) -> Vocabulary:
+        """vocabulary.json (already verified against its sha256); its tags must be the model's."""
+        data = json.loads(Path(path).read_text())
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a {FORMAT} file")
+        known = set(tags)
+        listed = [t for group in data["sound_tags"].values() for t in group] + data["other_tags"]
+        mapped = {t for targets in data["words"].values() for t in targets}
+        if set(listed) != known or len(listed) != len(known) or not mapped <= known:
+            raise ValueError(f"{path}: its tags are not the model's ({len(set(listed) ^ known)} differ, "
+                             f"{len(mapped - known)} of the table's are unknown)")
+        return cls(list(tags), data["sound_tags"], data["words"], data.get("licences", {}))
+
+    @property
+    def sound_tags(self) -> list[str]:
+        """The tags that describe sounds, in the model's order."""
+        if not self.categories:
+            return list(self.tags)
+        sound = {t for group in self.categories.values() for t in group}
+        return [t for t in self.tags if t in sound]
+
+    def lookup(self, word: str) -> list[str] | None:
+        """A word's tags: itself if it (or its singular or stem) is a tag, else its entry in the table."""
+        known = set(self.tags)  # a set per call: a Vocabulary is plain data, and resolving is not hot
+        forms = list(word_forms(word))  # a tag's plural is that tag ('dogs' -> dog, not the table's Canidae)
+        found = next((f for f in forms if f in known), None) or next((f for f in forms if f in self.words), None)
+        return None if found is None else [found] if found in known else list(self.words[found])
+
+    def resolve(self, text: str) -> list[str]:
+        """The tags a word or phrase stands for. The whole phrase is looked up first; then each run of two
+        words, else each word (words like 'on' or 'a' are skipped). ValueError names any word that maps to no tag."""
+        words = [w for w in re.split(r"[\s_,;/-]+", str(text).lower()) if w]
+        if not words:
+            raise ValueError(f"{text!r}: no words")
+        whole = self.lookup(" ".join(words))
+        if whole is not None:
+            return whole
+        out, unknown, i = [], [], 0
+        while i < len(words):
+            pair = self.lookup(" ".join(words[i:i + 2])) if i + 1 < len(words) else None
+            found, step = (pair, 2) if pair is not None else (self.lookup(words[i]), 1)
+            if found is not None:
+                out += found
+            elif words[i] not in STOP_WORDS:
+                unknown.append(words[i])
+            i += step
+        if unknown or not out:
+            raise ValueError(f"{', '.join(map(repr, unknown)) or 'nothing'} in {text!r} maps to no tag of this model "
+                             "(coala-embed tags --list-tags lists them; a model's vocabulary.json maps other words)")
+        return list(dict.fromkeys(out))
