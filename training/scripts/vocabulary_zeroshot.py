@@ -1,0 +1,63 @@
+"""The vocabulary on a labelled set: where each clip's class ranks among all tags and among sound tags
+only, and zero-shot top-1 among the classes whose names resolve (coala_embed.vocabulary).
+
+    python -m training.scripts.vocabulary_zeroshot ../shared/data/esc50-dev [--model DIR]
+
+A class name (`car_horn` read as 'car horn') stands for the tags it resolves to; its rank in a clip's
+ranking is that of the best-ranked of them (1 = first). Evaluation data only: nothing here trains.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+import coala_embed
+from training.evaluation.datasets import load_dataset
+from training.evaluation.zeroshot import class_tag_sets, clip_means, nearest_class_accuracy
+
+
+def ranks(sims: np.ndarray, names: list[str], labels, class_tags: dict[str, list[str]]) -> list[int]:
+    """Per clip of a covered class: the 1-based rank of its class's best tag among `names`."""
+    position = np.argsort(np.argsort(-sims, axis=1, kind="stable"), axis=1)  # rank - 1 of each name
+    column = {n: j for j, n in enumerate(names)}
+    return [1 + min(position[i, column[t]] for t in class_tags[c] if t in column)
+            for i, c in enumerate(labels) if c in class_tags]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data")
+    p.add_argument("--model", default=None, help="checkpoint folder [default: the bundled weights]")
+    args = p.parse_args(argv)
+    model = coala_embed.load_model(args.model, device="cpu")
+    data = load_dataset(args.data)
+    resolved, unresolved = {}, {}
+    for c in data.classes:
+        try:
+            resolved[c] = model.vocabulary.resolve(c.replace("_", " "))
+        except ValueError as e:
+            unresolved[c] = str(e)
+    audio = coala_embed.align_audio(clip_means(model, data.files), model)
+    a = audio / np.linalg.norm(audio, axis=1, keepdims=True)
+    out = {"classes": len(data.classes), "resolved": resolved, "unresolved": sorted(unresolved)}
+    for name, names in (("all_tags", model.tags), ("sound_tags", model.vocabulary.sound_tags)):
+        t = coala_embed.get_tag_embedding([[n] for n in names], model)
+        sims = a @ (t / np.linalg.norm(t, axis=1, keepdims=True)).T
+        r = ranks(sims, list(names), data.labels, resolved)
+        out[f"median_rank_{name}"] = float(np.median(r))
+        out[f"candidates_{name}"] = len(names)
+    covered = sorted(resolved)
+    class_vecs = coala_embed.get_tag_embedding([[c.replace("_", " ")] for c in covered], model)
+    out["top1_resolved"] = nearest_class_accuracy(audio, data.labels, class_vecs, covered)
+    words = class_tag_sets(data.classes, model.tags, "words")  # before: the words of a name that are tags
+    out["top1_words_before"] = nearest_class_accuracy(audio, data.labels, coala_embed.get_tag_embedding(
+        [words[c] for c in sorted(words)], model), sorted(words))
+    out["covered_words_before"] = len(words)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
