@@ -63,7 +63,8 @@ def test_bundled_zero_shot_tags_come_from_the_vocabulary(model):
 
 def test_licence_travels_with_the_weights(model):
     """The shipped config says what an export writes now, and the weights' README lists every source of
-    the corpus they were trained on as training/sources.csv records it (corpus v4), held-out ones marked."""
+    the corpus they were trained on as training/sources.csv records it (corpus v4), held-out ones marked;
+    sources.csv's newer rows are decisions recorded in SOURCES.md."""
     import csv
     import re
 
@@ -81,7 +82,12 @@ def test_licence_travels_with_the_weights(model):
     if not sources.exists():
         pytest.skip("not a source checkout")
     recorded = {r["package"]: r for r in csv.DictReader(sources.open(newline=""))}
-    assert {r[0] for r in rows} == set(recorded)
+    # sources.csv may run ahead of the shipped weights (sources added for the next corpus); each such
+    # row must be a recorded decision in training/SOURCES.md, and every source of the weights a row
+    newer = set(recorded) - {r[0] for r in rows}
+    assert {r[0] for r in rows} <= set(recorded)
+    decisions = (sources.parent / "SOURCES.md").read_text()
+    assert all(package.split("/")[-1] in decisions for package in newer), newer
     for package, version, licences, kind in rows:
         assert recorded[package]["version"] == version
         assert recorded[package]["licence"].replace(" | ", ", ") == licences
