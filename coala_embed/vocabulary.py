@@ -77,6 +77,8 @@ class Vocabulary:
     def resolve(self, text: str) -> list[str]:
         """The tags a word or phrase stands for. The whole phrase is looked up first; then each run of two
         words, else each word (words like 'on' or 'a' are skipped). ValueError names any word that maps to no tag."""
+        if str(text).strip().lower() in self.tags:  # a tag as spelt, ontology names included ('bee, wasp, etc.')
+            return [str(text).strip().lower()]
         words = [w for w in re.split(r"[\s_,;/-]+", str(text).lower()) if w]
         if not words:
             raise ValueError(f"{text!r}: no words")

@@ -59,6 +59,10 @@ def test_resolving_words_and_phrases():
         v.resolve("on the")
     assert v.sound_tags == ["tag01", "tag02", "tag03", "tag05", "tag07"]
     assert Vocabulary.plain(TAGS).sound_tags == TAGS and Vocabulary.plain(TAGS).lookup("puppy") is None
+    # a tag spelt with spaces, hyphens or commas (the AudioSet ontology's names) is itself, not its words
+    named = Vocabulary.plain(["source-ambiguous sounds", "bee, wasp, etc.", "dog"])
+    assert named.resolve("Source-ambiguous sounds") == ["source-ambiguous sounds"]
+    assert named.resolve("bee, wasp, etc.") == ["bee, wasp, etc."]
 
 
 def test_a_model_without_the_file_uses_its_raw_tags(model):
