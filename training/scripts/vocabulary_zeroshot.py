@@ -15,15 +15,7 @@ import numpy as np
 
 import coala_embed
 from training.evaluation.datasets import load_dataset
-from training.evaluation.zeroshot import class_tag_sets, clip_means, nearest_class_accuracy
-
-
-def ranks(sims: np.ndarray, names: list[str], labels, class_tags: dict[str, list[str]]) -> list[int]:
-    """Per clip of a covered class: the 1-based rank of its class's best tag among `names`."""
-    position = np.argsort(np.argsort(-sims, axis=1, kind="stable"), axis=1)  # rank - 1 of each name
-    column = {n: j for j, n in enumerate(names)}
-    return [1 + min(position[i, column[t]] for t in class_tags[c] if t in column)
-            for i, c in enumerate(labels) if c in class_tags]
+from training.evaluation.zeroshot import class_tag_sets, clip_means, nearest_class_accuracy, tag_ranks
 
 
 def main(argv=None) -> int:
@@ -40,12 +32,13 @@ def main(argv=None) -> int:
         except ValueError as e:
             unresolved[c] = str(e)
     audio = coala_embed.align_audio(clip_means(model, data.files), model)
-    a = audio / np.linalg.norm(audio, axis=1, keepdims=True)
     out = {"classes": len(data.classes), "resolved": resolved, "unresolved": sorted(unresolved)}
     for name, names in (("all_tags", model.tags), ("sound_tags", model.vocabulary.sound_tags)):
-        t = coala_embed.get_tag_embedding([[n] for n in names], model)
-        sims = a @ (t / np.linalg.norm(t, axis=1, keepdims=True)).T
-        r = ranks(sims, list(names), data.labels, resolved)
+        candidates = set(names)
+        sets = {c: [t for t in tags if t in candidates] for c, tags in resolved.items()}
+        sets = {c: tags for c, tags in sets.items() if tags}
+        r = tag_ranks(audio, data.labels.tolist(), sets, coala_embed.get_tag_embedding([[n] for n in names], model),
+                      list(names))
         out[f"median_rank_{name}"] = float(np.median(r))
         out[f"candidates_{name}"] = len(names)
     covered = sorted(resolved)
