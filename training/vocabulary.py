@@ -109,7 +109,7 @@ class Builder:
 
     def _category(self, tag: str) -> str | None:
         """The broad category of a sound tag; None for a tag that describes no sound."""
-        direct = self.onto.by_key.get(_key(tag)) or self.onto.by_key.get(_key(tag.rstrip("e") + "ing"))
+        direct = self.onto.named(tag)
         extra = next((c for c, words in EXTRA_SOUND_TAGS.items() if tag in words.split()), None)
         domain = next((DOMAIN_CATEGORY[d] for d, words in REAL_WORLD_DOMAINS.items() if tag in words), None)
         if direct:  # a name under several top categories (Cowbell: Animal, Music) takes the one domains.py says
@@ -166,21 +166,23 @@ class Builder:
 
         out = tags_of(synset, None)
         for lemma in synset.lemmas():
-            out += [t for d in lemma.derivationally_related_forms() if (t := self.tag_of(d.name()))]
+            # nltk keeps a lemma's pointers in a set: sorted, or the table changes with the hash seed
+            related = sorted(lemma.derivationally_related_forms(), key=lambda d: (d.synset().name(), d.name()))
+            out += [t for d in related if (t := self.tag_of(d.name()))]
         if related_only:
             return out
         level = [synset]
         for _ in range(HYPONYM_DEPTH if synset.pos() == "n" else 0):  # verbs' hyponyms are manners of acting
-            level = [h for s in level for h in s.hyponyms()]
+            level = [h for s in level for h in onto.by_name(s.hyponyms())]
             out += [t for s in level for t in tags_of(s)]
-        frontier, seen = deque((h, 1) for h in synset.hypernyms()), set()
+        frontier, seen = deque((h, 1) for h in onto.by_name(synset.hypernyms())), set()
         while frontier:
             s, depth = frontier.popleft()
             if s in seen or depth > onto.MAX_HYPERNYM_DEPTH:
                 continue
             seen.add(s)
             out += tags_of(s)
-            frontier.extend((h, depth + 1) for h in s.hypernyms())
+            frontier.extend((h, depth + 1) for h in onto.by_name(s.hypernyms()))
         return out
 
     def word_tags(self, word: str) -> list[str]:

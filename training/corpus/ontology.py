@@ -55,6 +55,12 @@ def _key(phrase: str) -> str:
     return "".join(tagmod.singular(w) for w in words)
 
 
+def by_name(synsets) -> list:
+    """WordNet synsets in name order: nltk keeps a synset's pointers in a set, whose order changes with
+    Python's hash seed, and a table built from them must not."""
+    return sorted(synsets, key=lambda s: s.name())
+
+
 def _alternatives(name: str) -> list[str]:
     """The names a category goes by: "Canidae, dogs, wolves" -> three; "Roaring cats (lions, tigers)" ->
     roaring cats, lions, tigers; a one-item parenthesis is a qualifier: "Motor vehicle (road)" -> motor vehicle."""
@@ -100,6 +106,11 @@ class Ontology:
         """The top-level categories ('Animal', 'Music', 'Sounds of things', ...) above a category."""
         return sorted(c for c in self.ancestors(cid) if not self.parents[c])
 
+    def named(self, word: str) -> list[str]:
+        """The categories whose name or synonym is the word, or its -ing form (`cry` is named "Crying,
+        sobbing", `laugh` "Laughter"); [] when none."""
+        return self.by_key.get(_key(word)) or self.by_key.get(_key(word.rstrip("e") + "ing")) or []
+
     @lru_cache(maxsize=None)
     def categories_of(self, word: str) -> tuple[str, ...]:
         """The categories a word names directly, else through WordNet; () when none or NOT_MAPPED."""
@@ -107,8 +118,7 @@ class Ontology:
             return ()
         if word in OVERRIDES:
             return tuple(self.by_key[_key(OVERRIDES[word])][:1])
-        # `cry` is named "Crying, sobbing", `laugh` "Laughter": the -ing form
-        direct = self.by_key.get(_key(word)) or self.by_key.get(_key(word.rstrip("e") + "ing"))
+        direct = self.named(word)
         if direct or self.wordnet is None:
             return tuple(direct or ())
         senses = self.wordnet.synsets(word.replace(" ", "_"), "n")
@@ -135,7 +145,7 @@ class Ontology:
                     if cid not in found and any(self.name[t] in tops for t in self.top_of(cid)):
                         found.append(cid)
                         depth_found = depth
-            frontier.extend((h, depth + 1) for h in s.hypernyms() + s.instance_hypernyms())
+            frontier.extend((h, depth + 1) for h in by_name(s.hypernyms() + s.instance_hypernyms()))
         return tuple(found)
 
     def expand(self, words) -> list[str]:
