@@ -22,7 +22,8 @@ from training.trainer import export, network
 from training.trainer import loop as train
 from training.trainer.augment import audio_view, augment, band_ranges, centre_crops, lead_crops, mel_band_centres, shifted_crops
 from training.trainer.data import load_hdf5, load_hdf5_vocabulary, load_prepared
-from training.trainer.losses import coala_losses, generalised_kl, identical_rows, nt_xent, tag_bce
+from training.trainer.config import ConfigError, TrainConfig
+from training.trainer.losses import coala_losses, generalised_kl, identical_rows, nt_xent, tag_bce, tag_overlap
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 2, "batch_size": 8, "png_every": 1, "num_threads": 1, "device": "cpu"}
@@ -233,6 +234,46 @@ def test_nt_xent_can_mask_identical_tag_sets():
         paper = coala_losses(net, x, t, cfg)["contrastive"]
         fixed = coala_losses(net, x, t, {**cfg, "mask_same_tags": True})["contrastive"]
     assert float(fixed) < float(paper)  # fewer terms in every denominator that had an identical tag set
+
+
+def _multi_positive_by_hand(a, b, tau, overlap):
+    """The weighted multi-positive loss one anchor at a time: -sum_m w_km log p_km / sum_m w_km."""
+    z = torch.nn.functional.normalize(torch.cat([a, b]), dim=1)
+    n, total = len(a), 0.0
+    for k in range(2 * n):
+        others = [m for m in range(2 * n) if m != k]
+        logits = torch.stack([z[k] @ z[m] / tau for m in others])
+        log_p = logits - torch.logsumexp(logits, 0)
+        w = torch.tensor([1.0 if m == (k + n) % (2 * n) else float(overlap[k % n, m % n]) for m in others])
+        total += float(-(w * log_p).sum() / w.sum())
+    return total / (2 * n)
+
+
+def test_multi_positive_pulls_clips_that_share_tags():
+    t = torch.tensor([[1, 0, 1, 0], [1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 1]], dtype=torch.float32)
+    overlap = tag_overlap(t)
+    assert overlap[0, 1] == 1.0 and overlap[0, 3] == pytest.approx(1 / 3) and overlap[0, 2] == 0.0
+    assert float(tag_overlap(torch.zeros(2, 3)).abs().sum()) == 0.0  # untagged: no overlap, no nan
+    a, b = torch.randn(5, 8), torch.randn(5, 8)
+    got = float(nt_xent(a, b, 0.1, overlap=overlap))
+    assert got == pytest.approx(_multi_positive_by_hand(a, b, 0.1, overlap), rel=1e-5)
+    assert got != pytest.approx(float(nt_xent(a, b, 0.1)), rel=1e-3)
+    assert float(nt_xent(a, b, 0.1, overlap=torch.zeros(5, 5))) == pytest.approx(float(nt_xent(a, b, 0.1)), rel=1e-6)
+    # embeddings grouped by shared tags score lower than the same embeddings shuffled across items
+    grouped = torch.tensor([[1.0, 0], [1.0, 0.1], [0, 1.0], [0.7, 0.7], [-1.0, 0]])
+    shuffled = grouped[[2, 4, 0, 3, 1]]
+    assert float(nt_xent(grouped, grouped, 0.1, overlap=overlap)) < float(nt_xent(shuffled, shuffled, 0.1, overlap=overlap))
+    # as a config switch: changes only the contrastive term, and cannot be combined with masking
+    torch.manual_seed(0)
+    net = COALA(ModelConfig(variant="e-c", n_tags=4)).eval()
+    x = torch.rand(5, 1, 96, 96)
+    cfg = _config(variant="e-c")
+    with torch.no_grad():
+        paper = coala_losses(net, x, t, cfg)
+        multi = coala_losses(net, x, t, {**cfg, "multi_positive": True})
+    assert float(multi["contrastive"]) != pytest.approx(float(paper["contrastive"]), rel=1e-4)
+    with pytest.raises(ConfigError, match="choose one"):
+        TrainConfig.of({**cfg, "multi_positive": True, "mask_same_tags": True})
 
 
 def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):

@@ -41,6 +41,7 @@ class TrainConfig:
     lambda_contrastive: float = 10.0
     tau: float = 0.1
     mask_same_tags: bool = False  # leave identical tag sets out of each other's NT-Xent negatives
+    multi_positive: bool = False  # clips sharing tags are positives too, weighted by tag overlap (Jaccard)
     lambda_audio_audio: float = 0.0  # weight of the audio-audio term between two views (0: off)
     # -- balance (data.epoch_order): at most this share of an epoch's patches carry the tag `speech`, the
     # others drawn anew each epoch (0: every patch every epoch, the shipped balance: ~60 % speech)
@@ -71,6 +72,9 @@ class TrainConfig:
                 object.__setattr__(self, f.name, float(value))
             elif not _is(value, f.type):
                 raise ConfigError(f"{f.name}={value!r}: must be {f.type}")
+        if self.mask_same_tags and self.multi_positive:
+            raise ConfigError("mask_same_tags and multi_positive: choose one (identical tag sets are "
+                              "positives under multi_positive, so masking them contradicts it)")
         for key, allowed in self.CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: must be one of {', '.join(allowed)}")

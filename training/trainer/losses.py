@@ -20,11 +20,15 @@ def tag_bce(t, t_hat):
         return F.binary_cross_entropy(t_hat.float().clamp(EPS, 1 - EPS), t.float())
 
 
-def nt_xent(a, b, tau: float, same=None):
+def nt_xent(a, b, tau: float, same=None, overlap=None):
     """SimCLR's NT-Xent over the 2N vectors of a batch: a[i] and b[i] are positives, self-pairs excluded.
 
     same: optional (N, N) bool, True where items i and j must not be each other's negatives
     (identical tag sets); both a[j] and b[j] then leave the denominators of a[i] and b[i].
+    overlap: optional (N, N) float in [0, 1] (tag_overlap), the multi-positive variant (SupCon with
+    weights, as multi-label contrastive work does): a[j] and b[j] are also positives of a[i] and b[i],
+    weighted overlap[i, j], beside the item's own pair at weight 1; the loss of each vector is the
+    weighted mean of -log p over its positives. An all-zero overlap gives NT-Xent exactly.
     """
     z = F.normalize(torch.cat([a, b]), dim=1)
     sim = z @ z.T / tau
@@ -35,7 +39,22 @@ def nt_xent(a, b, tau: float, same=None):
         same.fill_diagonal_(False)  # keeps each positive pair
         sim = sim.masked_fill(same.repeat(2, 2), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(a.device)
-    return F.cross_entropy(sim, targets)
+    if overlap is None:
+        return F.cross_entropy(sim, targets)
+    w = overlap.float().clone()
+    w.fill_diagonal_(0.0)  # the item's own pair is set to 1 below; a vector is never its own positive
+    w = w.repeat(2, 2)
+    w[torch.arange(2 * n, device=a.device), targets] = 1.0
+    log_p = F.log_softmax(sim, dim=1).masked_fill(w == 0, 0.0)  # 0 * log 0 (self) counts as 0, not nan
+    return (-(w * log_p).sum(1) / w.sum(1)).mean()
+
+
+def tag_overlap(t):
+    """(N, N) Jaccard overlap of the rows of a multi-hot tag matrix: shared tags / tags of either (0 if none)."""
+    t = t.float()
+    shared = t @ t.T
+    either = t.sum(1, keepdim=True) + t.sum(1) - shared
+    return torch.where(either > 0, shared / either.clamp(min=1), torch.zeros_like(shared))
 
 
 def identical_rows(t):
@@ -61,9 +80,12 @@ def coala_losses(net, x, t, cfg: TrainConfig | dict, x_view=None) -> dict:
     # The paper's NT-Xent counts every other item as a negative. Items with identical tag sets have
     # identical tag embeddings, so as negatives they cannot be told from the positive; mask_same_tags
     # drops them from the denominators (off by default: the paper's loss).
+    # multi_positive goes further: with the ontology's broad tags (a dog and a cow share `animal`) clips
+    # that share tags pull together, in proportion to how many they share.
     same = identical_rows(t) if cfg.mask_same_tags else None
+    overlap = tag_overlap(t) if cfg.multi_positive else None
     phi_a = net.audio_affine(z_a).float()
-    contrastive = nt_xent(phi_a, net.tag_affine(z_t).float(), cfg.tau, same)
+    contrastive = nt_xent(phi_a, net.tag_affine(z_t).float(), cfg.tau, same, overlap)
     out = {"contrastive": contrastive}
     total = cfg.lambda_contrastive * contrastive
     if cfg.lambda_audio_audio and x_view is not None:
