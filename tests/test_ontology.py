@@ -68,3 +68,13 @@ def test_the_ing_form_and_neighbouring_words(ontology):
 def test_words_left_alone(ontology):
     assert ontology.expand(["telephone", "note", "norseman"]) == ["telephone", "note", "norseman"]
     assert ontology.categories_of("norseman") == ()
+
+
+def test_the_ontologys_own_tags_name_their_category(ontology):
+    """A corpus tagged with the ontology carries tags such as 'crying, sobbing': the vocabulary must see
+    them as the categories they are (a model trained on such tags lists them as sound tags)."""
+    assert ontology.named("crying, sobbing") == ["/m/crying"]
+    assert ontology.named("motor vehicle (road)") == ["/m/car"]
+    assert ontology.named("canidae, dogs, wolves") == ontology.named("canidae")
+    once = ontology.expand(["bark"])
+    assert set(ontology.expand(once)) == set(once)  # expanding the expanded tags adds nothing

@@ -86,6 +86,8 @@ class Ontology:
         for e in entries:
             for alt in _alternatives(e["name"]):
                 self.by_key.setdefault(_key(alt), []).append(e["id"])
+        # the tags the ontology itself gives ('domestic animals, pets'): the corpus's tags once ancestors are added
+        self.by_tag = {e["name"].lower(): e["id"] for e in entries}
         self.wordnet = wordnet
 
     def tag(self, cid: str) -> str:
@@ -108,7 +110,9 @@ class Ontology:
 
     def named(self, word: str) -> list[str]:
         """The categories whose name or synonym is the word, or its -ing form (`cry` is named "Crying,
-        sobbing", `laugh` "Laughter"); [] when none."""
+        sobbing", `laugh` "Laughter"), or the category's own tag ('crying, sobbing'); [] when none."""
+        if word in self.by_tag:
+            return [self.by_tag[word]]
         return self.by_key.get(_key(word)) or self.by_key.get(_key(word.rstrip("e") + "ing")) or []
 
     @lru_cache(maxsize=None)
