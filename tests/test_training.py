@@ -276,6 +276,22 @@ def test_multi_positive_pulls_clips_that_share_tags():
         TrainConfig.of({**cfg, "multi_positive": True, "mask_same_tags": True})
 
 
+def test_sound_targets_zero_other_tags_and_drop_untagged_patches(prepared, tmp_path):
+    from training.scripts.sound_targets import write_sound_targets
+
+    src = load_prepared(prepared, "train")
+    keep = np.zeros(src.tags.shape[1], bool)
+    keep[np.argmax(np.asarray(src.tags).sum(0))] = True  # the commonest tag only
+    counts = write_sound_targets(prepared, tmp_path / "sound", keep)
+    out = load_prepared(tmp_path / "sound", "train")
+    rows = np.flatnonzero(np.asarray(src.tags)[:, keep].any(1))
+    assert counts["train"] == {"patches": len(rows), "dropped_without_sound_tags": len(src) - len(rows)}
+    assert 0 < len(rows) < len(src)
+    assert np.array_equal(out.patches, np.asarray(src.patches)[rows])
+    assert np.asarray(out.tags)[:, ~keep].sum() == 0 and np.asarray(out.tags).any(1).all()
+    assert np.array_equal(np.asarray(out.tags)[:, keep], np.asarray(src.tags)[rows][:, keep])
+
+
 def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):
     run = tmp_path / "run"
     summary = train.train(_config(), run, data=prepared)
