@@ -77,26 +77,6 @@ class Query:
         return " + ".join(parts)
 
 
-def words_to_tags(text: str, vocabulary) -> tuple[list[str], list[str]]:
-    """(tags, words that map to no tag): each word as it is, then simple English inflections (dogs -> dog,
-    barking -> bark, flies -> fly, chopped -> chop); '_' and '-' separate words."""
-    vocab = set(vocabulary)
-    tags, unknown = [], []
-    for word in [w for w in re.split(r"[\s,;_\-/+]+", text.lower()) if w]:
-        forms = [word]
-        for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"),
-                             ("er", ""), ("ers", "")):
-            if word.endswith(suffix) and len(word) > len(suffix) + 1:
-                stem = word[: -len(suffix)] + repl
-                forms += [stem] + ([stem[:-1]] if len(stem) > 2 and stem[-1] == stem[-2] else [])
-        found = next((f for f in forms if f in vocab), None)
-        if found is None:
-            unknown.append(word)
-        elif found not in tags:
-            tags.append(found)
-    return tags, unknown
-
-
 def _unit(x):
     x = np.asarray(x, np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
@@ -212,13 +192,10 @@ class Index:
 
         if not getattr(self.model.net, "has_tag_space", False):
             raise SearchError("this model has no tag space: it cannot search by words")
-        tags, unknown = words_to_tags(text, self.model.tags)
-        if not tags:
-            raise SearchError(f"no tag the model knows in {text!r}: {', '.join(unknown) or 'no words'} map to "
-                              "nothing (coala-embed tags --list-tags lists the vocabulary)")
-        if unknown:
-            warnings.warn(f"words that map to no tag, ignored: {', '.join(unknown)} (searching {', '.join(tags)})")
-        return get_tag_embedding(tags, model=self.model)
+        try:  # words as get_tag_embedding and `coala-embed tags --labels` take them: the model's vocabulary
+            return get_tag_embedding(text, model=self.model)
+        except ValueError as e:
+            raise SearchError(str(e)) from None
 
     def query_vector(self, q: Query) -> tuple[str, np.ndarray]:
         """(space, unit vector): 'audio' for sound alone, 'aligned' as soon as words take part."""

@@ -8,7 +8,7 @@
    MFCCs in the same run (the project's 120-d anchor: librosa at 22050 Hz, 20 MFCCs + deltas + delta-deltas,
    mean and std over time; cosine on raw and on z-scored features). Also with the other clips of the same
    source recording (`group`) left out as well, since esc50 cuts several clips from one recording.
-2. Query by words: every esc50 class whose words all map to tags (coala_embed.search.words_to_tags).
+2. Query by words: every esc50 class whose name the model's vocabulary resolves (coala_embed.resolve_tags).
 3. Synthetic collections (below) of 10k, 100k, 1M vectors: exact search (memory-mapped, float32 up to 1 GiB,
    else float16, as Index does) and the faiss IVF index: build time, latency per single query, recall@10.
 4. --compare-libraries: hnswlib, usearch and faiss-cpu at 100k vectors (why faiss was chosen).
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import coala_embed  # noqa: E402
 from coala_embed.ann import ApproximateIndex  # noqa: E402
-from coala_embed.search import Index, exact_top, words_to_tags  # noqa: E402
+from coala_embed.search import Index, exact_top  # noqa: E402
 
 DIM = 1152
 
@@ -92,15 +92,16 @@ def esc50(data: Path, work: Path, model):
     lab = dict(zip(paths, labels))
     print(f"check: Index.top gives precision@10 {np.mean([[lab[g] == labels[i] for g in row] for i, row in enumerate(got)]):.3f}")
 
-    print("\nquery by words (classes whose words are all tags) | tags | precision@10 | R-precision (top 8)")
+    print("\nquery by words (classes whose names resolve to tags) | tags | precision@10 | R-precision (top 8)")
     p10s, rps = [], []
     for cls in sorted(set(labels)):
-        tags, unknown = words_to_tags(cls.replace("_", " "), model.tags)
-        if unknown or not tags:
+        try:
+            tags = coala_embed.resolve_tags(cls.replace("_", " "), model)[cls.replace("_", " ")]
+        except ValueError:
             continue
-        hits = index.search(text=" ".join(tags), top_k=10)[0]
+        hits = index.search(text=cls, top_k=10)[0]
         rel = [lab[h.path] == cls for h in hits]
-        hits8 = index.search(text=" ".join(tags), top_k=8)[0]
+        hits8 = index.search(text=cls, top_k=8)[0]
         p10s.append(np.mean(rel)), rps.append(np.mean([lab[h.path] == cls for h in hits8]))
         print(f"{cls} | {' '.join(tags)} | {p10s[-1]:.2f} | {rps[-1]:.2f}")
     print(f"mean over {len(p10s)} classes | | {np.mean(p10s):.3f} | {np.mean(rps):.3f} (chance {8 / len(paths):.3f})")
