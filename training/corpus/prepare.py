@@ -287,11 +287,11 @@ def main(argv=None):
                    help="store N more frames on either side of each patch, for shifted views in training (default 0)")
     p.add_argument("--renditions", type=int, default=0,
                    help="augmented renditions per training clip besides the clean one, from the --aug-* stages (default 0)")
-    for stage, what in (("room", "convolve with a simulated shoebox room's impulse response"),
-                        ("background", "mix with an ambience clip of other tags (or coloured noise) at --aug-snr-db"),
-                        ("mic", "a cheap microphone: EQ tilt, speaker high-pass, band limit, mild clipping"),
-                        ("codec", "a lossy Vorbis or Opus round trip"),
-                        ("pitch-speed", "small pitch and speed changes (never for clips tagged speech)")):
+    for stage, what in (("room", "be convolved with a simulated shoebox room's impulse response"),
+                        ("background", "be mixed with an ambience clip of other tags (or coloured noise) at --aug-snr-db"),
+                        ("mic", "pass a cheap microphone: EQ tilt, speaker high-pass, band limit, mild clipping"),
+                        ("codec", "take a lossy Vorbis or Opus round trip"),
+                        ("pitch-speed", "get small pitch and speed changes (never for clips tagged speech)")):
         p.add_argument(f"--aug-{stage}", action="store_true", help=f"renditions may {what}")
     p.add_argument("--aug-snr-db", type=float, nargs=2, default=(0.0, 20.0), metavar=("LO", "HI"),
                    help="SNR range of the background mix in dB (default 0 20)")
