@@ -148,6 +148,24 @@ def test_background_mix_lies_within_the_snr_range_and_avoids_the_clips_tags():
     assert low["white"] < low["pink"] < low["brown"]
 
 
+def test_a_silent_stretch_of_ambience_falls_back_to_noise_not_nan():
+    """An ambience clip that is silent where its stretch is cut (here all but its last sample) has no level:
+    the mix falls back to coloured noise instead of scaling silence by an infinite gain (NaN patches)."""
+    aug = aw.WaveAugment(background=True, renditions=1)
+    y = _tone(0.05, 300)
+    gap = np.zeros(FS, np.float32)
+    gap[-1] = 0.5
+    pick = aw.ambience_picker([("gap.wav", ("rain",))], ["tone"], lambda name: gap)
+    drawn_kinds = set()
+    for seed in range(10):
+        z, drawn = aw.background(y, FS, np.random.default_rng(seed), aug, pick)
+        assert np.isfinite(z).all() and len(z) == len(y)
+        drawn_kinds.add("noise" in drawn)
+    assert True in drawn_kinds  # some stretches were silent and fell back
+    with pytest.raises(ValueError, match="silent noise"):
+        aw.mix_at_snr(y, np.zeros(len(y)), 10.0)
+
+
 def test_room_keeps_the_tail_and_the_level_and_changes_the_sound():
     y = _tone(1.0, 700)
     aug = aw.WaveAugment(room=True, renditions=1)

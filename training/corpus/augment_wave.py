@@ -136,6 +136,8 @@ def coloured_noise(n, colour: str, rng) -> np.ndarray:
 
 def mix_at_snr(y, noise, snr_db: float) -> np.ndarray:
     """y plus noise scaled so that power(y) / power(noise) is snr_db (powers over the whole clip)."""
+    if not np.any(noise):
+        raise ValueError("silent noise has no level to scale to an SNR")
     gain = np.sqrt(np.mean(y.astype(np.float64) ** 2) / (np.mean(noise ** 2) * 10 ** (snr_db / 10)))
     return (y + gain * noise).astype(np.float32)
 
@@ -148,14 +150,17 @@ def background(y, fs, rng, aug: WaveAugment, ambience=None):
     if not np.any(y):
         return y, {"skipped": "silent clip"}
     picked = ambience(rng) if ambience is not None else None
+    noise, drawn = None, {}
     if picked is not None and np.any(picked[1]):
         name, amb = picked
         start = int(rng.integers(len(amb)))
         noise = np.resize(np.roll(amb.astype(np.float64), -start), len(y))
         drawn = {"ambience": name}
-    else:
+        if not np.any(noise):  # a silent stretch of an ambience (a short clip, a pause): it has no level to set
+            noise, drawn = None, {"ambience_silent": name}
+    if noise is None:
         colour = str(rng.choice(["white", "pink", "brown"]))
-        noise, drawn = coloured_noise(len(y), colour, rng), {"noise": colour}
+        noise, drawn = coloured_noise(len(y), colour, rng), dict(drawn, noise=colour)
     return mix_at_snr(y, noise, snr), dict(drawn, snr_db=snr)
 
 
