@@ -96,13 +96,11 @@ def esc50(data: Path, work: Path, model):
     p10s, rps = [], []
     for cls in sorted(set(labels)):
         try:
-            tags = coala_embed.resolve_tags(cls.replace("_", " "), model)[cls.replace("_", " ")]
+            tags = model.vocabulary.resolve(cls.replace("_", " "))
         except ValueError:
             continue
-        hits = index.search(text=cls, top_k=10)[0]
-        rel = [lab[h.path] == cls for h in hits]
-        hits8 = index.search(text=cls, top_k=8)[0]
-        p10s.append(np.mean(rel)), rps.append(np.mean([lab[h.path] == cls for h in hits8]))
+        rel = [lab[h.path] == cls for h in index.search(text=cls, top_k=10)[0]]  # ranked: the top 8 lead
+        p10s.append(np.mean(rel)), rps.append(np.mean(rel[:8]))
         print(f"{cls} | {' '.join(tags)} | {p10s[-1]:.2f} | {rps[-1]:.2f}")
     print(f"mean over {len(p10s)} classes | | {np.mean(p10s):.3f} | {np.mean(rps):.3f} (chance {8 / len(paths):.3f})")
     return vec, labels

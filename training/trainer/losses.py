@@ -54,7 +54,7 @@ def tag_overlap(t):
     t = t.float()
     shared = t @ t.T
     either = t.sum(1, keepdim=True) + t.sum(1) - shared
-    return torch.where(either > 0, shared / either.clamp(min=1), torch.zeros_like(shared))
+    return shared / either.clamp(min=1)  # two untagged rows share nothing: 0 / 1
 
 
 def identical_rows(t):
