@@ -199,3 +199,14 @@ def test_speech_is_never_pitch_or_speed_changed():
     assert aw.render(y, FS, ["speech"], only, "s.wav", 0) == (None, [])  # no rendition rather than a copy
     shifted = [abs(_peak_hz(aw.render(y, FS, ["tone"], only, "t.wav", r)[0]) - 1000) for r in range(3)]
     assert max(shifted) > 10  # a non-speech clip does move
+
+
+def test_skip_tags_spare_those_clips_and_leave_the_others_unchanged():
+    y = _tone(1.0, 500)
+    every = aw.WaveAugment(room=True, mic=True, renditions=2, seed=4)
+    spare = aw.WaveAugment(room=True, mic=True, renditions=2, seed=4, skip_tags=("speech",))
+    assert aw.render(y, FS, ["speech", "word"], spare, "s.wav", 0) == (None, [])
+    assert aw.render(y, FS, ["speech", "word"], every, "s.wav", 0)[0] is not None
+    for r in range(2):  # a clip without the tag draws what it drew before, sample for sample
+        a, b = aw.render(y, FS, ["tone"], every, "t.wav", r), aw.render(y, FS, ["tone"], spare, "t.wav", r)
+        assert a[1] == b[1] and np.array_equal(a[0], b[0])

@@ -45,6 +45,9 @@ class WaveAugment:
     rt60_s: tuple[float, float] = (0.2, 0.8)  # beyond ~0.8 s the image-source RIR costs > 0.2 s a clip
     pitch_semitones: float = 1.0  # +- this much
     speed: tuple[float, float] = (0.92, 1.08)
+    # clips carrying any of these tags get no rendition: renditions of every clip cost spoken digits
+    # (fsdd) 1.9 points in one epoch while everyday sounds gained 3.4 (training/EXPERIMENTS.md)
+    skip_tags: tuple[str, ...] = ()
 
     def enabled(self) -> tuple[str, ...]:
         return tuple(s for s in STAGES if getattr(self, s))
@@ -65,7 +68,10 @@ def clip_rng(aug: WaveAugment, clip_id: str, rendition: int) -> np.random.Genera
 def draw_chain(aug: WaveAugment, tags, rng: np.random.Generator) -> list[str]:
     """The stages of one rendition: each enabled stage with probability 1/2, at least one (so no
     rendition repeats the clean clip). Speech is never pitch- or speed-changed: a voice an octave or a
-    tempo off is a different speaker or a different word rate, which the tags would not say."""
+    tempo off is a different speaker or a different word rate, which the tags would not say. A clip
+    with one of `aug.skip_tags` gets no stage."""
+    if set(aug.skip_tags) & set(tags):
+        return []
     allowed = [s for s in aug.enabled() if not (s == "pitch_speed" and SPEECH_TAG in tags)]
     if not allowed:
         return []

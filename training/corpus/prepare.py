@@ -296,10 +296,13 @@ def main(argv=None):
     p.add_argument("--aug-snr-db", type=float, nargs=2, default=(0.0, 20.0), metavar=("LO", "HI"),
                    help="SNR range of the background mix in dB (default 0 20)")
     p.add_argument("--aug-seed", type=int, default=0, help="seed of the renditions (with each clip and rendition index)")
+    p.add_argument("--aug-skip-tags", nargs="+", default=(), metavar="TAG",
+                   help="make no rendition of clips carrying any of these tags (e.g. speech); the others' are unchanged")
     args = p.parse_args(argv)
     aug = augment_wave.WaveAugment(room=args.aug_room, background=args.aug_background, mic=args.aug_mic,
                                    codec=args.aug_codec, pitch_speed=args.aug_pitch_speed, renditions=args.renditions,
-                                   seed=args.aug_seed, snr_db=tuple(args.aug_snr_db))
+                                   seed=args.aug_seed, snr_db=tuple(args.aug_snr_db),
+                                   skip_tags=tuple(args.aug_skip_tags))
     if bool(aug.renditions) != bool(aug.enabled()):
         p.error("--renditions needs at least one --aug-* stage, and an --aug-* stage needs --renditions > 0")
     meta = prepare(args.corpus, args.out, args.patches_per_clip, args.val_fraction, args.seed, args.workers, args.limit,
