@@ -34,6 +34,8 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ONNX_NAME = "encoder.onnx"
+# what load_model fetches from the Hub, and so what training.export --push must upload
+CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME, VOCABULARY_NAME)
 HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
 
@@ -170,8 +172,7 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        files = [CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME, VOCABULARY_NAME]
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=files))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(CHECKPOINT_FILES)))
     except LocalEntryNotFoundError as e:
         raise CheckpointError(
             f"{repo_id}: not in the local Hugging Face cache and the Hub cannot be reached "

@@ -1,5 +1,6 @@
 """A full tiny run: generated corpus -> patches -> train -> export -> load_model -> embed; plus the
 published HDF5 layout, resuming, the variants, and DistributedDataParallel with 2 gloo processes."""
+import fnmatch
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import soundfile as sf
 import torch
 
 import coala_embed
+from coala_embed.checkpoint import CHECKPOINT_FILES
 from coala_embed.model import COALA, ModelConfig
 from training.corpus import prepare
 from training.scripts import pack
@@ -292,7 +294,7 @@ def test_sound_targets_zero_other_tags_and_drop_untagged_patches(prepared, tmp_p
     assert np.array_equal(np.asarray(out.tags)[:, keep], np.asarray(src.tags)[rows][:, keep])
 
 
-def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):
+def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path, monkeypatch):
     run = tmp_path / "run"
     summary = train.train(_config(), run, data=prepared)
     assert summary["epochs"] == 2
@@ -317,6 +319,38 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path):
     assert fe.short_positions == export.SHORT_POSITIONS and fe.pad_tail_over == export.PAD_TAIL_OVER
     export.main(["--run", str(run), "--out", str(tmp_path / "ref"), "--short-positions", "1", "--pad-tail-over", "none"])
     assert coala_embed.load_model(tmp_path / "ref", device="cpu").frontend == model.frontend  # the COALA framing
+
+    # a vocabulary.json built for these tags (as by another run on the same corpus) comes along
+    vocab = {"format": "coala-embed-vocabulary", "format_version": 1, "licences": {}, "sound_tags": {"Music": ["tone"]},
+             "other_tags": model.tags[1:], "words": {"sine": ["tone"]}}
+    (tmp_path / "vocabulary.json").write_text(json.dumps(vocab))
+    export.main(["--run", str(run), "--out", str(tmp_path / "voc"), "--vocabulary-from", str(tmp_path / "vocabulary.json")])
+    voc = coala_embed.load_model(tmp_path / "voc", device="cpu")
+    assert voc.vocabulary.resolve("sine") == ["tone"] and voc.vocabulary.sound_tags == ["tone"]
+    (tmp_path / "vocabulary.json").write_text(json.dumps(dict(vocab, other_tags=model.tags[2:])))
+    with pytest.raises(ValueError, match="not the model's"):
+        export.main(["--run", str(run), "--out", str(tmp_path / "bad"), "--vocabulary-from", str(tmp_path)])
+
+    # --push uploads every file load_model fetches from the Hub (the ONNX encoder and the vocabulary too)
+    uploaded = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, *args, **kwargs):
+            pass
+
+        def upload_folder(self, folder_path, repo_id, allow_patterns):
+            uploaded.extend(f.name for f in Path(folder_path).iterdir()
+                            if any(fnmatch.fnmatch(f.name, p) for p in allow_patterns))
+            return "commit-url"
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    export.main(["--push", str(tmp_path / "voc"), "--repo-id", "org/name"])
+    assert sorted(uploaded) == sorted(CHECKPOINT_FILES)
 
 
 def test_resume_continues_from_the_checkpoint(prepared, tmp_path, capsys):

@@ -22,16 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
 
 from coala_embed.checkpoint import CONFIG_NAME, sha256_file
+from coala_embed.vocabulary import FORMAT, VOCABULARY_NAME, Vocabulary
 from training.corpus import ontology as onto
 from training.corpus.domains import REAL_WORLD_DOMAINS
 
-VOCABULARY_NAME = "vocabulary.json"
-FORMAT = "coala-embed-vocabulary"
 MAX_TAGS_PER_WORD = 3
 MAX_SENSES = 3
 HYPONYM_DEPTH = 2
@@ -260,11 +260,28 @@ def write(folder: Path, vocabulary: dict) -> Path:
     head = json.dumps({k: v for k, v in vocabulary.items() if k != "words"}, indent=1)
     path = folder / VOCABULARY_NAME
     path.write_text(head[:-2] + ',\n "words": {\n' + ",\n".join(lines) + "\n }\n}\n")
+    _record(folder, path)
+    return path
+
+
+def copy_into(folder: Path, source: Path) -> Path:
+    """A vocabulary.json already built for the same tags (e.g. by another run on the same corpus: the
+    corpus fixes the tags), copied into the checkpoint folder, so an export need not rebuild it."""
+    source = Path(source)
+    source = source / VOCABULARY_NAME if source.is_dir() else source
+    tags = json.loads((folder / CONFIG_NAME).read_text())["tags"]
+    Vocabulary.read(source, tags)  # ValueError when its tags are not these
+    path = folder / VOCABULARY_NAME
+    shutil.copyfile(source, path)
+    _record(folder, path)
+    return path
+
+
+def _record(folder: Path, path: Path):
     config_path = folder / CONFIG_NAME
     config = json.loads(config_path.read_text())
     config["vocabulary_file"], config["vocabulary_sha256"] = VOCABULARY_NAME, sha256_file(path)
     config_path.write_text(json.dumps(config, indent=1) + "\n")
-    return path
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from coala_embed.audio import FrontEnd
-from coala_embed.checkpoint import save_checkpoint
+from coala_embed.checkpoint import CHECKPOINT_FILES, save_checkpoint
 from coala_embed.onnx_export import export_onnx
 from training.trainer.config import TrainConfig
 from training.trainer.network import build_net
@@ -85,7 +85,8 @@ def summarise_evaluation(results: dict) -> dict:
 
 
 def push_to_hub(folder, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Upload a checkpoint folder (config.json + model.safetensors) to a Hub model repo; returns its URL.
+    """Upload a checkpoint folder (the files load_model fetches, and its README) to a Hub model repo;
+    returns the commit's URL.
 
     Users then load it with `coala_embed.load_model("org/name")` or `coala-embed --model org/name`.
     """
@@ -93,7 +94,7 @@ def push_to_hub(folder, repo_id: str, private: bool = False, token: str | None =
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=["config.json", "model.safetensors", "*.md"])
+    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=[*CHECKPOINT_FILES, "*.md"])
     return str(commit)
 
 
@@ -114,6 +115,9 @@ def main(argv=None):
                    help="the end of a clip after its last whole patch becomes one more silence-padded patch when it "
                         f"lasts more than X of a patch (default {PAD_TAIL_OVER}, measured in training/EXPERIMENTS.md; "
                         "none = the COALA reference, which drops it)")
+    p.add_argument("--vocabulary-from", metavar="PATH",
+                   help="copy this vocabulary.json (or a checkpoint folder's), built for the same tags, beside the "
+                        "weights; without it, build one with `python -m training.vocabulary --weights OUT`")
     p.add_argument("--push", help="checkpoint folder to upload to the Hub")
     p.add_argument("--repo-id", help="Hub repo id for --push")
     args = p.parse_args(argv)
@@ -123,6 +127,13 @@ def main(argv=None):
     metrics = summarise_evaluation(json.loads(Path(args.metrics).read_text())) if args.metrics else None
     framing = {"short_positions": args.short_positions, "pad_tail_over": args.pad_tail_over}
     folder = export_run(args.run, args.out, metrics, framing)
+    if args.vocabulary_from:
+        from training.vocabulary import copy_into
+
+        copy_into(folder, args.vocabulary_from)
+    else:
+        print(f"no vocabulary.json: every tag counts as a sound tag; build it with "
+              f"`python -m training.vocabulary --weights {folder}`")
     print(f"wrote {folder}: {json.loads((folder / 'config.json').read_text())['weights_sha256']}")
 
 
