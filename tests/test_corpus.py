@@ -135,6 +135,21 @@ def test_build_clips_and_manifest(fake_pkg, tmp_path):
     assert vocab[:2] == ["long", "music"]  # most frequent first (4 clips each), ties alphabetical
 
 
+def test_one_sound_in_two_formats_gives_one_clip(tmp_path):
+    d = tmp_path / "pkg" / "sounds"
+    d.mkdir(parents=True)
+    sf.write(d / "mace.ogg", _tone(22050, 1.0), 22050)
+    sf.write(d / "mace.wav", _tone(22050, 0.7, f=880), 22050)  # both would be written to audio/game/sounds/mace.flac
+    logged = []
+    recs = clips.build_clips(str(tmp_path / "pkg"), "game", str(tmp_path / "out"), workers=2, log=logged.append)
+    assert [(r["path"], r["source_file"], r["duration"]) for r in recs] == [("audio/game/sounds/mace.flac", "/sounds/mace.ogg", 1.0)]
+    assert len(sf.read(tmp_path / "out" / recs[0]["path"])[0]) == 22000  # the clip on disk is the one listed
+    assert "1 left out" in logged[-1]
+    n = clips.write_heldout(str(tmp_path / "pkg"), "set", str(tmp_path / "out"), lambda rel: ("mace", rel),
+                            ["sounds/mace.ogg", "sounds/mace.wav"], workers=1, log=lambda m: None)
+    assert n == 1
+
+
 def test_tuxpaint_spoken_descriptions_carry_no_language(tmp_path):
     # one voice reads each language, so a language tag would name the speaker
     d = tmp_path / "stamps/animals/birds"

@@ -121,12 +121,16 @@ def build_clips(root: str, package: str, out_dir: str, theme: Sequence[str] = ()
     """
     tagger = tagger or sourcetags.TAGGERS["path"]
     files = list(files) if files is not None else find_audio(root)
-    jobs, texts = [], {}
+    jobs, texts, taken, same_name = [], {}, set(), 0
     for rel in files:
         t = tagger(root, rel)
         if t is None:
             continue
         base_rel = os.path.join("audio", safe_name(package), os.path.splitext(_short_rel(rel))[0])
+        if base_rel in taken:  # boom.ogg beside boom.wav: one sound in two formats, and one output file
+            same_name += 1
+            continue
+        taken.add(base_rel)
         src = os.path.join(root, rel)
         jobs.append((src, os.path.join(out_dir, base_rel), base_rel, max_segs))
         texts[src] = (rel, t)
@@ -141,7 +145,8 @@ def build_clips(root: str, package: str, out_dir: str, theme: Sequence[str] = ()
         for path, dur in clips:
             records.append({"path": path, "raw_tags": raw, "source": package,
                             "source_file": "/" + rel.lstrip("./"), "duration": round(dur, 3)})
-    log(f"[{package}] {len(files)} files, {len(jobs)} tagged -> {len(records)} clips ({failed} undecodable)")
+    log(f"[{package}] {len(files)} files, {len(jobs)} tagged -> {len(records)} clips ({failed} undecodable"
+        + (f", {same_name} left out: the name of an earlier file in another format)" if same_name else ")"))
     return records
 
 
@@ -168,12 +173,15 @@ def write_heldout(root: str, name: str, out_dir: str, labeller, files: Sequence[
     file's clips share its group)."""
     hd = os.path.join(out_dir, "heldout", name)
     shutil.rmtree(hd, ignore_errors=True)
-    jobs, labels = [], {}
+    jobs, labels, taken = [], {}, set()
     for rel in files:
         lab = labeller(rel)
         if lab is None:
             continue
         base = os.path.splitext(rel)[0].replace(os.sep, "__")
+        if base in taken:  # the same sound in another format would overwrite the first's clip
+            continue
+        taken.add(base)
         src = os.path.join(root, rel)
         jobs.append((src, os.path.join(hd, base), base, max_segs))
         labels[src] = lab
