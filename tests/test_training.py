@@ -330,6 +330,7 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path, monkeyp
     (tmp_path / "vocabulary.json").write_text(json.dumps(dict(vocab, other_tags=model.tags[2:])))
     with pytest.raises(ValueError, match="not the model's"):
         export.main(["--run", str(run), "--out", str(tmp_path / "bad"), "--vocabulary-from", str(tmp_path)])
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
 
     # --push uploads every file load_model fetches from the Hub (the ONNX encoder and the vocabulary too)
     uploaded = []

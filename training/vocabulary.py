@@ -264,13 +264,18 @@ def write(folder: Path, vocabulary: dict) -> Path:
     return path
 
 
-def copy_into(folder: Path, source: Path) -> Path:
-    """A vocabulary.json already built for the same tags (e.g. by another run on the same corpus: the
-    corpus fixes the tags), copied into the checkpoint folder, so an export need not rebuild it."""
+def fitting(source, tags) -> Path:
+    """The vocabulary.json at `source` (the file or a checkpoint folder holding it), checked to be built
+    for these tags (e.g. by another run on the same corpus: the corpus fixes the tags); ValueError if not."""
     source = Path(source)
     source = source / VOCABULARY_NAME if source.is_dir() else source
-    tags = json.loads((folder / CONFIG_NAME).read_text())["tags"]
-    Vocabulary.read(source, tags)  # ValueError when its tags are not these
+    Vocabulary.read(source, tags)
+    return source
+
+
+def copy_into(folder: Path, source: Path) -> Path:
+    """A vocabulary.json that `fitting` accepted for this checkpoint's tags, copied beside its weights, so
+    an export need not rebuild it."""
     path = folder / VOCABULARY_NAME
     shutil.copyfile(source, path)
     _record(folder, path)

@@ -126,11 +126,14 @@ def main(argv=None):
         return
     metrics = summarise_evaluation(json.loads(Path(args.metrics).read_text())) if args.metrics else None
     framing = {"short_positions": args.short_positions, "pad_tail_over": args.pad_tail_over}
-    folder = export_run(args.run, args.out, metrics, framing)
-    if args.vocabulary_from:
-        from training.vocabulary import copy_into
+    vocabulary = None
+    if args.vocabulary_from:  # checked before anything is written: a wrong one leaves no half-made folder
+        from training.vocabulary import copy_into, fitting
 
-        copy_into(folder, args.vocabulary_from)
+        vocabulary = fitting(args.vocabulary_from, json.loads((Path(args.run) / "config.json").read_text())["tags"])
+    folder = export_run(args.run, args.out, metrics, framing)
+    if vocabulary:
+        copy_into(folder, vocabulary)
     else:
         print(f"no vocabulary.json: every tag counts as a sound tag; build it with "
               f"`python -m training.vocabulary --weights {folder}`")
