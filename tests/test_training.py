@@ -650,6 +650,26 @@ def test_soup_averages_fine_tunes_and_refuses_other_starts(tmp_path):
     np.testing.assert_allclose(coala_embed.get_embedding(y, 22000, model=onnx_model, backend="onnx"),
                                coala_embed.get_embedding(y, 22000, model=s), rtol=1e-5, atol=1e-4)
 
+    assert "vocabulary_file" not in s.config  # the ingredients carried none
+
+    # ingredients carrying the same vocabulary.json pass it on; differing ones pass none
+    from coala_embed.checkpoint import sha256_file
+    from training.vocabulary import copy_into
+    vocab = {"format": "coala-embed-vocabulary", "format_version": 1, "licences": {},
+             "sound_tags": {"Music": a.tags[:1]}, "other_tags": a.tags[1:], "words": {"sine": a.tags[:1]}}
+    (tmp_path / "vocabulary.json").write_text(json.dumps(vocab))
+    for n in "ab":
+        copy_into(tmp_path / n, tmp_path / "vocabulary.json")
+    soup.soup([tmp_path / "a", tmp_path / "b"], tmp_path / "soup-v")
+    sv = coala_embed.load_model(tmp_path / "soup-v", device="cpu")
+    assert sv.vocabulary.resolve("sine") == a.tags[:1]
+    assert sv.config["vocabulary_sha256"] == sha256_file(tmp_path / "a" / "vocabulary.json")
+    assert sv.vocabulary.sound_tags == a.tags[:1]
+    (tmp_path / "vocabulary.json").write_text(json.dumps(dict(vocab, words={"hum": a.tags[:1]})))
+    copy_into(tmp_path / "b", tmp_path / "vocabulary.json")
+    soup.soup([tmp_path / "a", tmp_path / "b"], tmp_path / "soup-x")
+    assert "vocabulary_file" not in json.loads((tmp_path / "soup-x" / "config.json").read_text())
+
     make_checkpoint(tmp_path / "c", seed=2, n_filters=8)  # another scaler
     with pytest.raises(ValueError, match="c: its front end differs"):
         soup.soup([tmp_path / "a", tmp_path / "c"], tmp_path / "bad")

@@ -23,6 +23,7 @@ import coala_embed
 from coala_embed.checkpoint import save_checkpoint
 from coala_embed.onnx_export import export_onnx
 from training.trainer.export import WEIGHTS_LICENCE, summarise_evaluation
+from training.vocabulary import copy_into, fitting
 
 
 def average_states(states: list[dict]) -> dict:
@@ -62,9 +63,24 @@ def soup(sources, out, metrics: dict | None = None) -> Path:
         "ingredients": [_ingredient(m) for m in models],
         "evaluation": metrics or {},
     }
+    vocabulary = shared_vocabulary(models)  # looked at before anything is written
     folder = save_checkpoint(out, first.net, first.frontend, first.tags, provenance, licence=WEIGHTS_LICENCE)
     export_onnx(folder)  # the soup's encoder.onnx beside its weights, as training.export writes (backend="onnx")
+    if vocabulary:
+        copy_into(folder, vocabulary)
+    else:
+        print(f"no vocabulary.json (the ingredients carry none, or not the same one); build it with "
+              f"`python -m training.vocabulary --weights {folder}`")
     return folder
+
+
+def shared_vocabulary(models) -> Path | None:
+    """The ingredients' vocabulary.json when every one carries the same file (it depends only on the tags,
+    which all share), so that the soup keeps its sound tags and word table without a rebuild; else None."""
+    shas = {m.config.get("vocabulary_sha256") for m in models}
+    if len(shas) != 1 or None in shas:
+        return None
+    return fitting(Path(models[0].folder) / models[0].config["vocabulary_file"], models[0].tags)
 
 
 def main(argv=None):
