@@ -24,6 +24,7 @@ from .options import BACKENDS
 from .vocabulary import VOCABULARY_NAME, Vocabulary
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from .model import COALA
@@ -72,6 +73,7 @@ class Model:
     folder: Path | None = None
     onnx_path: Path | None = None
     vocabulary: Vocabulary | None = None  # None: the plain vocabulary of `tags` (every tag a sound tag)
+    tag_vectors: np.ndarray | None = dataclasses.field(default=None, repr=False)  # coala_embed.tags, on first use
 
     def __post_init__(self):
         if self.vocabulary is None:

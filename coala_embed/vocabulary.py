@@ -6,6 +6,11 @@ others (names, places, game words of the training files' paths), and a table of 
 not tags (from WordNet 3.0 and the AudioSet ontology: synonyms, hypernyms, hyponyms, derived forms) onto
 a few sound tags each, most specific first. Without the file every tag counts as a sound tag and only
 tags resolve.
+
+It may also hold the distinct tag sets of the training clips (`tag_sets`, as indices into the tags). The
+tag encoder only ever saw whole sets ('bark' always came with 'dog', 'domestic animals, pets', 'animal'),
+so a lone tag fed to it is an input it never saw; coala_embed.tags forms a tag's vector from the sets
+that hold it instead.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ class Vocabulary:
     categories: dict[str, list[str]]  # broad category -> its sound tags; empty: every tag is one
     words: dict[str, list[str]]  # a word that is not a tag -> the sound tags it stands for
     licences: dict = dataclasses.field(default_factory=dict)
+    tag_sets: list[list[int]] = dataclasses.field(default_factory=list)  # training clips' distinct tag sets
 
     @classmethod
     def plain(cls, tags) -> Vocabulary:
@@ -57,7 +63,10 @@ class Vocabulary:
         if set(listed) != known or len(listed) != len(known) or not mapped <= known:
             raise ValueError(f"{path}: its tags are not the model's ({len(set(listed) ^ known)} differ, "
                              f"{len(mapped - known)} of the table's are unknown)")
-        return cls(list(tags), data["sound_tags"], data["words"], data.get("licences", {}))
+        tag_sets = data.get("tag_sets", [])
+        if any(not s or min(s) < 0 or max(s) >= len(tags) for s in tag_sets):
+            raise ValueError(f"{path}: a tag set is empty or names a tag index outside the model's {len(tags)}")
+        return cls(list(tags), data["sound_tags"], data["words"], data.get("licences", {}), tag_sets)
 
     @property
     def sound_tags(self) -> list[str]:

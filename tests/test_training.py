@@ -617,6 +617,27 @@ def test_device_train_fixed_epochs_skips_the_probe(prepared, tmp_path):
     assert plan["s1"]["exit"] == 0 and plan["s1"]["epochs"] == plan["s1"]["final"]["epoch"] == 2
 
 
+def test_vocabulary_lists_the_training_tag_sets(prepared, tmp_path):
+    """training.vocabulary --data: the distinct tag sets of the prepared training patches, written one per
+    line and read back by the package; a prepared folder of other tags is refused."""
+    from coala_embed.vocabulary import Vocabulary
+    from training import vocabulary
+
+    meta = json.loads((prepared / "meta.json").read_text())
+    tags = meta["tags"]
+    sets = vocabulary.training_tag_sets(prepared, tags)
+    rows = {tuple(np.flatnonzero(r)) for r in np.load(prepared / "train_tags.npy") if r.any()}
+    assert sorted(map(tuple, sets)) == sorted(rows) and len(sets) == len(rows) > 1
+    voc = {"format": "coala-embed-vocabulary", "format_version": 1, "licences": {}, "sound_tags": {"Music": tags[:1]},
+           "other_tags": tags[1:], "words": {"sine": tags[:1]}, "tag_sets": sets}
+    (tmp_path / "config.json").write_text(json.dumps({"tags": tags}))
+    path = vocabulary.write(tmp_path, voc)
+    assert Vocabulary.read(path, tags).tag_sets == sets
+    assert json.loads((tmp_path / "config.json").read_text())["vocabulary_sha256"]
+    with pytest.raises(ValueError, match="not the checkpoint's"):
+        vocabulary.training_tag_sets(prepared, tags[::-1])
+
+
 def test_soup_averages_fine_tunes_and_refuses_other_starts(tmp_path):
     """training.soup: every tensor of the soup is the mean of its ingredients', the front end, tags and
     licence are kept, each ingredient is named in the provenance; a checkpoint with another front end

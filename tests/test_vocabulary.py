@@ -20,10 +20,12 @@ SOUND = {"Animal": ["tag01", "tag02", "tag03"], "Music": ["tag05", "tag07"]}
 WORDS = {"puppy": ["tag01", "tag02"], "car horn": ["tag05"], "goose": ["tag03"], "geese": ["tag03"]}
 
 
-def write_vocabulary(folder, sound=SOUND, words=WORDS, tags=TAGS):
+def write_vocabulary(folder, sound=SOUND, words=WORDS, tags=TAGS, tag_sets=None):
     listed = {t for group in sound.values() for t in group}
     data = {"format": "coala-embed-vocabulary", "format_version": 1, "licences": {"ontology": "CC BY-SA 4.0"},
             "sound_tags": sound, "other_tags": [t for t in tags if t not in listed], "words": words}
+    if tag_sets is not None:
+        data["tag_sets"] = tag_sets
     (folder / "vocabulary.json").write_text(json.dumps(data))
     config = json.loads((folder / "config.json").read_text())
     config.update(vocabulary_file="vocabulary.json", vocabulary_sha256=sha256_file(folder / "vocabulary.json"))
@@ -93,6 +95,47 @@ def test_only_sound_tags_are_ranked_unless_all_tags(vmodel):
     assert [label for label, _ in labelled] in (["puppy", "tag10"], ["tag10", "puppy"])
 
 
+def test_a_tags_vector_is_formed_from_the_training_tag_sets_that_hold_it(ckpt_dir, tmp_path):
+    """With the training clips' tag sets in vocabulary.json, a tag's vector is the unit mean of the unit
+    vectors of the sets holding it (a tag in none keeps its lone vector); a set of tags is the mean of its
+    tags' vectors; numpy (onnx backend) and torch agree; an index outside the tags is refused."""
+    import torch
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(ckpt_dir, folder)
+    sets = [[1, 2], [1, 3, 4], [4], [2, 5]]
+    write_vocabulary(folder, tag_sets=sets)
+    m = coala_embed.load_model(folder, device="cpu")
+    assert m.vocabulary.tag_sets == sets
+
+    def aligned(rows):  # the tag encoder and affine layer on multi-hot rows, straight from the network
+        x = torch.zeros(len(rows), len(TAGS))
+        for r, cols in enumerate(rows):
+            x[r, cols] = 1
+        with torch.no_grad():
+            v = m.net.tag_affine(m.net.tag_encoder(x)).numpy()
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    set_vecs = aligned(sets)
+    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+    tag01 = unit(set_vecs[0] + set_vecs[1])
+    np.testing.assert_allclose(coala_embed.get_tag_embedding("tag01", model=m), tag01, atol=1e-5)
+    np.testing.assert_allclose(coala_embed.get_tag_embedding("tag04", model=m), unit(set_vecs[1] + set_vecs[2]), atol=1e-5)
+    np.testing.assert_allclose(coala_embed.get_tag_embedding("tag09", model=m), aligned([[9]])[0], atol=1e-5)  # in no set
+    np.testing.assert_allclose(coala_embed.get_tag_embedding(["tag01", "tag09"], model=m),
+                               (tag01 + aligned([[9]])[0]) / 2, atol=1e-5)
+    # without the sets: the multi-hot through the tag encoder, as before
+    plain = coala_embed.load_model(ckpt_dir, device="cpu")
+    np.testing.assert_allclose(unit(coala_embed.get_tag_embedding(["tag01", "tag02"], model=plain)),
+                               aligned([[1, 2]])[0], atol=1e-5)
+    onnx = coala_embed.load_model(folder, backend="onnx")
+    np.testing.assert_allclose(coala_embed.get_tag_embedding([["tag01"], ["tag04", "tag09"]], model=onnx),
+                               coala_embed.get_tag_embedding([["tag01"], ["tag04", "tag09"]], model=m), atol=1e-5)
+    write_vocabulary(folder, tag_sets=[[1, len(TAGS)]])
+    with pytest.raises(CheckpointError, match="outside the model's"):
+        coala_embed.load_model(folder, device="cpu")
+
+
 def test_the_vocabulary_is_verified(vocab_dir, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(vocab_dir, bad)
@@ -155,6 +198,11 @@ def test_shipped_vocabulary_is_recorded_and_fits_the_tags(shipped):
     # the issue: names, places and game words of file paths are not sound tags
     assert {"dog", "bark", "piano", "rain", "engine", "note"} <= set(sound)
     assert not {"kenya", "mali", "syllable", "norseman", "hello", "english", "faction"} & set(sound)
+    # the training clips' tag sets: distinct, each tag in at least one (so every tag's vector comes from them),
+    # and the ontology's ancestors travel with a tag as in training ('bark' never came without 'dog')
+    sets = [frozenset(config["tags"][i] for i in s) for s in data["tag_sets"]]
+    assert len(set(sets)) == len(sets) > 1000 and set().union(*sets) == set(config["tags"])
+    assert all("dog" in s and "animal" in s for s in sets if "bark" in s)
 
 
 def test_shipped_words_resolve(shipped):

@@ -16,6 +16,9 @@ synonyms) onto at most MAX_TAGS_PER_WORD sound tags, most specific first: the ta
 word names, then from the word's first WordNet sense that reaches any: its synonyms and derived forms,
 its hyponyms (two levels), its hypernyms nearest first, then the ontology's ancestors of its category.
 Simple plurals and -ing forms are not stored: the package strips them before looking a word up.
+
+With `--data PREPARED` (the training.prepare folder the weights were trained on) the file also lists the
+training clips' distinct tag sets, from which coala_embed.tags forms each tag's vector.
 """
 from __future__ import annotations
 
@@ -238,7 +241,18 @@ class Builder:
         return out
 
 
-def build(ontology: onto.Ontology, tags: list[str], ontology_source: str) -> dict:
+def training_tag_sets(prepared: Path, tags: list[str]) -> list[list[int]]:
+    """The distinct tag sets of a prepared folder's training patches, as sorted tag indices, in order."""
+    import numpy as np
+
+    meta = json.loads((Path(prepared) / "meta.json").read_text())
+    if meta["tags"] != tags:
+        raise ValueError(f"{prepared}: its tags are not the checkpoint's (another corpus?)")
+    rows = np.unique(np.load(Path(prepared) / "train_tags.npy", mmap_mode="r") > 0, axis=0)
+    return sorted(np.flatnonzero(r).tolist() for r in rows if r.any())
+
+
+def build(ontology: onto.Ontology, tags: list[str], ontology_source: str, tag_sets=None) -> dict:
     b = Builder(ontology, tags)
     grouped = {}
     for t in b.sound:
@@ -251,15 +265,19 @@ def build(ontology: onto.Ontology, tags: list[str], ontology_source: str) -> dic
         "sound_tags": {c: grouped[c] for c in [ontology.name[t] for t in ontology.top] if c in grouped},
         "other_tags": [t for t in tags if t not in b.category],
         "words": b.table(),
+        **({"tag_sets": tag_sets} if tag_sets else {}),
     }
 
 
 def write(folder: Path, vocabulary: dict) -> Path:
     """vocabulary.json (one word per line, for review and diffs) and its sha256 in config.json."""
     lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in vocabulary["words"].items()]
-    head = json.dumps({k: v for k, v in vocabulary.items() if k != "words"}, indent=1)
+    head = json.dumps({k: v for k, v in vocabulary.items() if k not in ("words", "tag_sets")}, indent=1)
+    sets = ""
+    if vocabulary.get("tag_sets"):  # one set per line too
+        sets = ',\n "tag_sets": [\n' + ",\n".join(f"  {json.dumps(s)}" for s in vocabulary["tag_sets"]) + "\n ]"
     path = folder / VOCABULARY_NAME
-    path.write_text(head[:-2] + ',\n "words": {\n' + ",\n".join(lines) + "\n }\n}\n")
+    path.write_text(head[:-2] + ',\n "words": {\n' + ",\n".join(lines) + "\n }" + sets + "\n}\n")
     _record(folder, path)
     return path
 
@@ -295,15 +313,19 @@ def main(argv=None) -> int:
     p.add_argument("--ontology", default=onto.ONTOLOGY_SOURCE, help="ontology.json, or github:owner/name@commit")
     p.add_argument("--snapshots", default="/work/.mirror", help="git snapshots of github: sources")
     p.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0 dict folder")
+    p.add_argument("--data", type=Path, help="the training.prepare folder the weights were trained on: list its "
+                                             "distinct training tag sets, from which each tag's vector is formed")
     args = p.parse_args(argv)
     tags = json.loads((args.weights / CONFIG_NAME).read_text())["tags"]
-    vocabulary = build(onto.load_ontology(args.ontology, args.snapshots, args.wordnet), tags, args.ontology)
+    tag_sets = training_tag_sets(args.data, tags) if args.data else None
+    vocabulary = build(onto.load_ontology(args.ontology, args.snapshots, args.wordnet), tags, args.ontology, tag_sets)
     path = write(args.weights, vocabulary)
     n_sound = sum(map(len, vocabulary["sound_tags"].values()))
     for category, members in vocabulary["sound_tags"].items():
         print(f"{category} ({len(members)}): {' '.join(members)}")
     print(f"other ({len(vocabulary['other_tags'])}): {' '.join(vocabulary['other_tags'])}")
     print(f"{n_sound} sound tags, {len(tags) - n_sound} others; {len(vocabulary['words'])} words in the table; "
+          f"{len(vocabulary.get('tag_sets', []))} training tag sets; "
           f"{path}: {path.stat().st_size} bytes")
     return 0
 

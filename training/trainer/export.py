@@ -117,7 +117,7 @@ def main(argv=None):
                         "none = the COALA reference, which drops it)")
     p.add_argument("--vocabulary-from", metavar="PATH",
                    help="copy this vocabulary.json (or a checkpoint folder's), built for the same tags, beside the "
-                        "weights; without it, build one with `python -m training.vocabulary --weights OUT`")
+                        "weights; without it, build one with `python -m training.vocabulary --weights OUT --data PREPARED`")
     p.add_argument("--push", help="checkpoint folder to upload to the Hub")
     p.add_argument("--repo-id", help="Hub repo id for --push")
     args = p.parse_args(argv)
@@ -136,7 +136,7 @@ def main(argv=None):
         copy_into(folder, vocabulary)
     else:
         print(f"no vocabulary.json: every tag counts as a sound tag; build it with "
-              f"`python -m training.vocabulary --weights {folder}`")
+              f"`python -m training.vocabulary --weights {folder} --data PREPARED`")
     print(f"wrote {folder}: {json.loads((folder / 'config.json').read_text())['weights_sha256']}")
 
 

@@ -70,7 +70,7 @@ def soup(sources, out, metrics: dict | None = None) -> Path:
         copy_into(folder, vocabulary)
     else:
         print(f"no vocabulary.json (the ingredients carry none, or not the same one); build it with "
-              f"`python -m training.vocabulary --weights {folder}`")
+              f"`python -m training.vocabulary --weights {folder} --data PREPARED`")
     return folder
 
 
