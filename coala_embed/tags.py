@@ -92,9 +92,9 @@ def tag_vectors(model: Model) -> np.ndarray:
     (4,681 sets in the shipped vocabulary: about a second on 2 cores).
     """
     if model.tag_vectors is None:
-        sets = model.vocabulary.tag_sets
-        set_vecs = _unit(_apply(model, ("tag_encoder", "tag_affine"), _multi_hot(sets, len(model.tags))))
-        holds = _multi_hot(sets, len(model.tags)).T  # (n_tags, n_sets)
+        sets = _multi_hot(model.vocabulary.tag_sets, len(model.tags))  # (n_sets, n_tags)
+        set_vecs = _unit(_apply(model, ("tag_encoder", "tag_affine"), sets))
+        holds = sets.T  # (n_tags, n_sets)
         lone = _unit(_apply(model, ("tag_encoder", "tag_affine"), np.eye(len(model.tags), dtype=np.float32)))
         summed = holds @ set_vecs  # float32: a sum of at most a few thousand unit vectors
         model.tag_vectors = np.where(holds.any(axis=1)[:, None], _unit(summed), lone).astype(np.float32)

@@ -75,8 +75,9 @@ def soup(sources, out, metrics: dict | None = None) -> Path:
 
 
 def shared_vocabulary(models) -> Path | None:
-    """The ingredients' vocabulary.json when every one carries the same file (it depends only on the tags,
-    which all share), so that the soup keeps its sound tags and word table without a rebuild; else None."""
+    """The ingredients' vocabulary.json when every one carries the same file (it depends on the tags and
+    the training tag sets, which fine-tunes on one prepared corpus share), so that the soup keeps its sound
+    tags, word table and tag sets without a rebuild; else None."""
     shas = {m.config.get("vocabulary_sha256") for m in models}
     if len(shas) != 1 or None in shas:
         return None
