@@ -94,10 +94,12 @@ def tag_vectors(model: Model) -> np.ndarray:
     if model.tag_vectors is None:
         sets = _multi_hot(model.vocabulary.tag_sets, len(model.tags))  # (n_sets, n_tags)
         set_vecs = _unit(_apply(model, ("tag_encoder", "tag_affine"), sets))
-        holds = sets.T  # (n_tags, n_sets)
-        lone = _unit(_apply(model, ("tag_encoder", "tag_affine"), np.eye(len(model.tags), dtype=np.float32)))
-        summed = holds @ set_vecs  # float32: a sum of at most a few thousand unit vectors
-        model.tag_vectors = np.where(holds.any(axis=1)[:, None], _unit(summed), lone).astype(np.float32)
+        vectors = _unit(sets.T @ set_vecs)  # float32: a sum of at most a few thousand unit vectors per tag
+        alone = ~sets.any(axis=0)
+        if alone.any():
+            lone = np.eye(len(model.tags), dtype=np.float32)[alone]  # such a tag alone, as before
+            vectors[alone] = _unit(_apply(model, ("tag_encoder", "tag_affine"), lone))
+        model.tag_vectors = vectors
     return model.tag_vectors
 
 

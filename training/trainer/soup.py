@@ -23,7 +23,7 @@ import coala_embed
 from coala_embed.checkpoint import save_checkpoint
 from coala_embed.onnx_export import export_onnx
 from training.trainer.export import WEIGHTS_LICENCE, summarise_evaluation
-from training.vocabulary import copy_into, fitting
+from training.vocabulary import copy_into
 
 
 def average_states(states: list[dict]) -> dict:
@@ -81,7 +81,7 @@ def shared_vocabulary(models) -> Path | None:
     shas = {m.config.get("vocabulary_sha256") for m in models}
     if len(shas) != 1 or None in shas:
         return None
-    return fitting(Path(models[0].folder) / models[0].config["vocabulary_file"], models[0].tags)
+    return Path(models[0].folder) / models[0].config["vocabulary_file"]  # verified against the tags by load_model
 
 
 def main(argv=None):
