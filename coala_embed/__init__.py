@@ -1,7 +1,7 @@
 """coala-embed: audio embeddings from COALA co-aligned audio and tag autoencoders.
 
     import coala_embed
-    emb = coala_embed.get_embedding(y, sr)            # (1152,) float32, mean over 96-frame patches
+    emb = coala_embed.get_embedding(y, sr)            # (1920,) float32, mean over 96-frame patches
     emb, ts = coala_embed.get_embedding(y, sr, frames=True)
     coala_embed.process_file(["a.wav", "b.flac"], output_dir="feats")
     coala_embed.predict_tags(y, sr, top_k=5)
@@ -14,7 +14,7 @@ from .audio import SAMPLE_RATE, AudioError, FrontEnd
 from .options import EmbedOptions
 from .version import __version__
 
-EMBEDDING_SIZE = 1152
+EMBEDDING_SIZE = 1920  # of the bundled weights: the paper's 1152-d latent, then block 4's 768-d profile
 
 _LAZY = {
     "CheckpointError": "checkpoint", "Model": "checkpoint", "load_model": "checkpoint", "save_checkpoint": "checkpoint",

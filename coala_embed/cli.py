@@ -99,7 +99,7 @@ class _DefaultGroup(click.Group):
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version=__version__, prog_name="coala-embed")
 def main():
-    """COALA audio embeddings (1152-d, from co-aligned audio and tag autoencoders).
+    """COALA audio embeddings (1920-d, from co-aligned audio and tag autoencoders).
 
     \b
       coala-embed [-o DIR] INPUTS...   embed audio files (the default command)
@@ -165,8 +165,8 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
                   **option_kw):
     """Embed audio files: INPUTS are files, folders (recursive) or glob patterns.
 
-    Writes one <stem>[_suffix].npz per file holding `embedding` (T, 1152) float32 patch embeddings,
-    `timestamps` (T,) patch centres in seconds and `mean` (1152,). Existing outputs are skipped unless
+    Writes one <stem>[_suffix].npz per file holding `embedding` (T, 1920) float32 patch embeddings,
+    `timestamps` (T,) patch centres in seconds and `mean` (1920,). Existing outputs are skipped unless
     --overwrite, so an interrupted run resumes; a file changed since is embedded again. With --format
     parquet, one table per shard with a row per file (path, key, size, mtime_ns, status, error, duration,
     embedding), which a re-run completes. Bad files are reported and skipped; a full disk stops the run.

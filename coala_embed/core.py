@@ -46,13 +46,13 @@ def get_embedding(y, sr, model=None, device=None, frames: bool = False, options:
         model: a Model from `load_model`, a checkpoint source (folder, file or Hub id), or None for the
             bundled weights.
         device: torch device; default: the model's device (CUDA if available).
-        frames: if True return (embeddings (T, 1152), timestamps (T,) in seconds of patch centres)
-            instead of the mean (1152,).
+        frames: if True return (embeddings (T, 1920), timestamps (T,) in seconds of patch centres)
+            instead of the mean (1920,).
         options, **option_kw: the embedding options (`EmbedOptions`: hop_size, center, clip_seconds,
             resampler, precision, batch_size, num_workers), as one object and/or keyword arguments.
 
     Returns:
-        float32 (1152,) per clip, or (embeddings, timestamps) with frames=True; a list for a list input.
+        float32 (1920,) per clip, or (embeddings, timestamps) with frames=True; a list for a list input.
 
     Raises:
         AudioError: the clip is empty, non-finite, badly shaped or at an unsupported rate.
@@ -91,8 +91,8 @@ def process_file(paths, output_dir=None, suffix: str | None = None, overwrite: b
                  roots=None, options: EmbedOptions | None = None, **option_kw) -> list[FileResult]:
     """Embed audio files and write `<stem>[_suffix].npz` for each (or one Parquet table).
 
-    Each .npz holds `embedding` (T, 1152) float32 patch embeddings, `timestamps` (T,) patch centres in
-    seconds, `mean` (1152,) their mean, the clip embedding, `settings` (JSON: the weights' sha256 and
+    Each .npz holds `embedding` (T, 1920) float32 patch embeddings, `timestamps` (T,) patch centres in
+    seconds, `mean` (1920,) their mean, the clip embedding, `settings` (JSON: the weights' sha256 and
     the options that change the numbers) and `source` (JSON: the input's key, size and mtime_ns).
 
     Each input is known by its identity (`coala_embed.sinks.identify`): its resolved path, relative to

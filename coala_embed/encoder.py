@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .checkpoint import Model
+from .model import embedding_from_maps
 from .options import PRECISIONS
 
 _DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16)))
@@ -42,6 +43,22 @@ def _cpu_has(feature: str) -> bool:
     return bool(probe()) if probe is not None else False
 
 
+class _FusedEncoder(nn.Module):
+    """Conv2d -> ReLU per block, then the embedding of coala_embed.model.embedding_from_maps."""
+
+    def __init__(self, convs: list[nn.Conv2d], cfg):
+        super().__init__()
+        self.convs = nn.ModuleList(convs)
+        self.cfg = cfg
+
+    def forward(self, x):
+        maps = []
+        for conv in self.convs:
+            x = torch.relu_(conv(x))  # in place: ~10% faster, same values
+            maps.append(x)
+        return embedding_from_maps(maps, self.cfg)
+
+
 def inference_encoder(model: Model, precision: str = "fp32"):
     """The audio encoder for inference, the memory format and the dtype its input should have.
 
@@ -54,11 +71,9 @@ def inference_encoder(model: Model, precision: str = "fp32"):
     """
     dtype = check_precision(precision, model.device)
     memory_format = torch.channels_last if model.device.type == "cpu" else torch.contiguous_format
-    layers = []
     with torch.no_grad():
-        for conv, bn, _relu, _dropout in model.net.audio_encoder.blocks:
-            layers += [fuse_conv_bn_eval(conv, bn), nn.ReLU(inplace=True)]  # in place: ~10% faster, same values
-    encoder = nn.Sequential(*layers, nn.Flatten(1)).eval().to(dtype=dtype, memory_format=memory_format)
+        convs = [fuse_conv_bn_eval(conv, bn) for conv, bn, _relu, _dropout in model.net.audio_encoder.blocks]
+    encoder = _FusedEncoder(convs, model.net.cfg).eval().to(dtype=dtype, memory_format=memory_format)
     return encoder, memory_format, dtype
 
 

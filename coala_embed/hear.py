@@ -2,8 +2,8 @@
 
     import coala_embed.hear as module
     model = module.load_model()                                   # bundled weights
-    scene = module.get_scene_embeddings(audio, model)             # (n_sounds, 1152)
-    emb, ts = module.get_timestamp_embeddings(audio, model)       # (n_sounds, T, 1152), (n_sounds, T) in ms
+    scene = module.get_scene_embeddings(audio, model)             # (n_sounds, 1920)
+    emb, ts = module.get_timestamp_embeddings(audio, model)       # (n_sounds, T, 1920), (n_sounds, T) in ms
 
 `audio` is a float32 torch tensor (n_sounds, n_samples) at `model.sample_rate` = 22050 Hz (HEAR allows
 16000, 22050, 44100 or 48000; the COALA front end then resamples to its own 22000 Hz).
@@ -77,7 +77,7 @@ def _as_clips(audio) -> list[np.ndarray]:
 
 
 def get_scene_embeddings(audio, model: HearModel) -> torch.Tensor:
-    """(n_sounds, n_samples) audio at model.sample_rate -> (n_sounds, 1152) float32 clip embeddings."""
+    """(n_sounds, n_samples) audio at model.sample_rate -> (n_sounds, 1920) float32 clip embeddings."""
     coala = model._synced()
     clips = _as_clips(audio)
     if not clips:
@@ -87,7 +87,7 @@ def get_scene_embeddings(audio, model: HearModel) -> torch.Tensor:
 
 
 def get_timestamp_embeddings(audio, model: HearModel) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n_sounds, n_samples) audio -> embeddings (n_sounds, T, 1152) and timestamps (n_sounds, T) in ms.
+    """(n_sounds, n_samples) audio -> embeddings (n_sounds, T, 1920) and timestamps (n_sounds, T) in ms.
 
     Timestamps are the centres of the patches, every ~46.5 ms from 0.
     """

@@ -1,9 +1,10 @@
 """The COALA networks (Favory et al., 2020), defined once for inference and training.
 
-Audio side: a 5-block convolutional encoder mapping a 1x96x96 patch to a 128x3x3 = 1152-d embedding
-(the downstream feature), a bias-free affine layer into the space shared with tags, and a mirrored
-transposed-convolution decoder. Tag side: an MLP encoder of a multi-hot vector into the same 1152-d
-space, its affine layer, and an MLP decoder. `TagClassifier` is the supervised "CNN" baseline head.
+Audio side: a 5-block convolutional encoder mapping a 1x96x96 patch to a 128x3x3 = 1152-d latent,
+a bias-free affine layer into the space shared with tags, and a mirrored transposed-convolution
+decoder. The downstream embedding is that latent followed by block 4's map averaged over time
+(`embedding_from_maps`; modelconfig says why). Tag side: an MLP encoder of a multi-hot vector into the
+same 1152-d space, its affine layer, and an MLP decoder. `TagClassifier` is the supervised "CNN" baseline head.
 """
 from __future__ import annotations
 
@@ -27,16 +28,32 @@ def _conv_block(c_in, c_out, cfg: ModelConfig):
     )
 
 
+def embedding_from_maps(maps: list[torch.Tensor], cfg: ModelConfig) -> torch.Tensor:
+    """The downstream embedding from every block's output map (B, channels, mel rows, frames): the last
+    map flattened (the latent), then each of cfg.time_mean_blocks averaged over frames, flattened
+    channel-major (channel c, mel row m at c * rows + m)."""
+    return torch.cat([maps[-1].flatten(1)] + [maps[b - 1].mean(dim=3).flatten(1) for b in cfg.time_mean_blocks], 1)
+
+
 class AudioEncoder(nn.Module):
-    """(B, 1, frames, bands) patches -> (B, embedding_size) features, taken after the last ReLU."""
+    """(B, 1, n_mels, frames) patches -> (B, latent_size) latents, taken after the last ReLU (`forward`,
+    what training aligns), or -> (B, embedding_size) downstream embeddings (`embed`)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.cfg = cfg
         channels = [1] + [cfg.n_filters] * cfg.n_blocks
         self.blocks = nn.Sequential(*[_conv_block(a, b, cfg) for a, b in zip(channels, channels[1:])])
 
     def forward(self, x):
         return self.blocks(x).flatten(1)
+
+    def embed(self, x):
+        maps = []
+        for block in self.blocks:
+            x = block(x)
+            maps.append(x)
+        return embedding_from_maps(maps, self.cfg)
 
 
 def _phases(y, c_out: int):
@@ -96,7 +113,7 @@ class SubPixelConvTranspose2d(nn.ConvTranspose2d):
 
 
 class AudioDecoder(nn.Module):
-    """(B, embedding_size) -> (B, 1, frames, bands) reconstruction in [0, 1]."""
+    """(B, latent_size) -> (B, 1, n_mels, frames) reconstruction in [0, 1]."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -127,33 +144,33 @@ def _mlp(sizes, dropout, last_activation: nn.Module):
 
 
 class TagEncoder(nn.Module):
-    """(B, n_tags) multi-hot -> (B, embedding_size)."""
+    """(B, n_tags) multi-hot -> (B, latent_size)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.net = _mlp([cfg.n_tags, cfg.tag_hidden, cfg.tag_hidden, cfg.embedding_size], cfg.dropout, nn.ReLU())
+        self.net = _mlp([cfg.n_tags, cfg.tag_hidden, cfg.tag_hidden, cfg.latent_size], cfg.dropout, nn.ReLU())
 
     def forward(self, t):
         return self.net(t)
 
 
 class TagDecoder(nn.Module):
-    """(B, embedding_size) -> (B, n_tags) tag probabilities."""
+    """(B, latent_size) -> (B, n_tags) tag probabilities."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.net = _mlp([cfg.embedding_size, cfg.tag_hidden, cfg.tag_hidden, cfg.n_tags], cfg.dropout, nn.Sigmoid())
+        self.net = _mlp([cfg.latent_size, cfg.tag_hidden, cfg.tag_hidden, cfg.n_tags], cfg.dropout, nn.Sigmoid())
 
     def forward(self, z):
         return self.net(z)
 
 
 class TagClassifier(nn.Module):
-    """The supervised baseline head: embedding -> Linear-ReLU-Linear-Sigmoid tag probabilities."""
+    """The supervised baseline head: latent -> Linear-ReLU-Linear-Sigmoid tag probabilities."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        d = cfg.embedding_size
+        d = cfg.latent_size
         self.net = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, cfg.n_tags), nn.Sigmoid())
 
     def forward(self, z):
@@ -161,7 +178,7 @@ class TagClassifier(nn.Module):
 
 
 def _affine(cfg):
-    return nn.Sequential(nn.Linear(cfg.embedding_size, cfg.embedding_size, bias=False), nn.Dropout(cfg.dropout))
+    return nn.Sequential(nn.Linear(cfg.latent_size, cfg.latent_size, bias=False), nn.Dropout(cfg.dropout))
 
 
 DECODERS = ("audio_decoder.", "tag_decoder.")  # AE-C's training-only modules (state-dict prefixes)

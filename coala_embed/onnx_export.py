@@ -2,14 +2,15 @@
 (`export_onnx`, training.export) or exported on first use into a cache (`onnx_for`).
 
 The graph is the encoder of coala_embed.encoder.inference_encoder: each block's BatchNorm folded into
-its convolution (in float64, then float32), Conv(4x4, stride 2, pad 1) -> ReLU per block, then
-Flatten: (batch, 1, n_mels, patch_frames) float32 patches -> (batch, embedding_size) float32, the batch
-axis dynamic. It is built from the weights with numpy and onnx's helpers, so exporting needs the `onnx`
+its convolution (in float64, then float32), Conv(4x4, stride 2, pad 1) -> ReLU per block, then the
+embedding of coala_embed.model.embedding_from_maps (the last map flattened, each time-averaged block's
+map as ReduceMean over frames -> Flatten, all concatenated): (batch, 1, n_mels, patch_frames) float32
+patches -> (batch, embedding_size) float32, the batch axis dynamic. It is built from the weights with numpy and onnx's helpers, so exporting needs the `onnx`
 package, not torch, and the same weights always give the same bytes (no tracer, no version stamp).
 
 A checkpoint's `config.json` records the file as "onnx_file" and its sha256 as "onnx_sha256", which
 load_model(backend='onnx') verifies as it verifies the weights. Cached exports live in
-`$XDG_CACHE_HOME/coala-embed/<weights sha256>/encoder.onnx` (default ~/.cache), with their sha256 in
+`$XDG_CACHE_HOME/coala-embed/<weights sha256>[-tm<block>...]/encoder.onnx` (default ~/.cache), with their sha256 in
 `encoder.onnx.sha256`; one that does not match is exported again.
 """
 from __future__ import annotations
@@ -60,7 +61,14 @@ def encoder_onnx(state: Mapping[str, np.ndarray], cfg: ModelConfig, weights_sha2
                                    kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1]),
                   helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"])]
         x = f"relu{i}"
-    nodes.append(helper.make_node("Flatten", [x], [OUTPUT_NAME], axis=1))
+    parts = ["latent"]
+    nodes.append(helper.make_node("Flatten", [x], ["latent"], axis=1))
+    for block in cfg.time_mean_blocks:  # relu{block - 1}: (batch, channels, mel rows, frames)
+        nodes += [helper.make_node("ReduceMean", [f"relu{block - 1}"], [f"time_mean{block}"], axes=[3], keepdims=0),
+                  helper.make_node("Flatten", [f"time_mean{block}"], [f"profile{block}"], axis=1)]
+        parts.append(f"profile{block}")
+    nodes.append(helper.make_node("Concat", parts, [OUTPUT_NAME], axis=1) if len(parts) > 1
+                 else helper.make_node("Identity", parts, [OUTPUT_NAME]))
     graph = helper.make_graph(
         nodes, "coala_audio_encoder",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 1, cfg.n_mels, cfg.patch_frames])],
@@ -116,7 +124,9 @@ def onnx_for(model: Model) -> tuple[str, Path | bytes]:
         return hashlib.sha256(data).hexdigest(), data
     if model.onnx_path is not None:
         return model.config["onnx_sha256"], model.onnx_path
-    path = cache_dir() / model.sha256 / ONNX_NAME
+    # the graph depends on the weights and on the embedding's layout (config.json's model, not the weights)
+    layout = "".join(f"-tm{b}" for b in cfg.time_mean_blocks)
+    path = cache_dir() / (model.sha256 + layout) / ONNX_NAME
     record = path.with_name(ONNX_NAME + ".sha256")
     if path.exists() and record.exists():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -4,7 +4,7 @@
     index = coala_embed.Index("feats")                           # a Parquet table / folder, or a folder of .npz
     hits = index.search(["query.wav@12.5-15"], text="dog bark", top_k=10)   # one list of Hit per query
 
-Scores are cosine similarities. Audio queries compare the 1152-d audio embeddings; a query with words is
+Scores are cosine similarities. Audio queries compare the audio embeddings; a query with words is
 compared in the space shared with tags (`align_audio` of the collection against `get_tag_embedding` of the
 words; sound and words together: the sum of both unit vectors). Exact search multiplies the query by the
 memory-mapped unit vectors, a block at a time; above `APPROXIMATE_ABOVE` vectors, or with
@@ -149,6 +149,11 @@ class Index:
             raise SearchError(f"{self.collection} was embedded by another model (weights sha256 "
                               f"{s['weights_sha256']}) than the one searching it ({self.model.sha256}): "
                               "search it with --model of that model, or embed it again")
+        width = self.rows.vectors.shape[1]
+        if width != self.model.embedding_size:  # same weights, another layout: 0.8 and earlier wrote the latent alone
+            raise SearchError(f"{self.collection} holds {width}-d embeddings and this model gives "
+                              f"{self.model.embedding_size}-d ones (coala-embed 0.9 appends block 4's profile to the "
+                              f"{self.model.net.cfg.latent_size}-d latent): embed it again with this version")
         fe = s.get("frontend")
         if fe is not None and fe != self.model.frontend.to_dict():
             raise SearchError(f"{self.collection} was embedded with another front end ({fe}) than the model's "
@@ -162,7 +167,7 @@ class Index:
 
     # -- queries ---------------------------------------------------------------------------------------------
     def embed_query(self, q: Query) -> np.ndarray:
-        """The (1152,) audio embedding of a query's sound (the mean over its patches)."""
+        """The (1920,) audio embedding of a query's sound (the mean over its patches)."""
         from . import embed_files, get_embedding
 
         if not os.path.isfile(q.path):
@@ -220,9 +225,10 @@ class Index:
 
         src, n = self.rows.vectors, len(self)
         path = None if self.rows.cache is None else self.rows.cache / f"aligned-{self.model.sha256[:16]}.bin"
-        if path is not None and path.exists() and path.stat().st_size == n * src.shape[1] * src.itemsize:
-            return np.memmap(path, dtype=src.dtype, mode="r", shape=src.shape)
-        out = np.empty(src.shape, src.dtype)
+        shape = (n, self.model.net.cfg.latent_size)  # the tag space has the latent's size, not the embedding's
+        if path is not None and path.exists() and path.stat().st_size == shape[0] * shape[1] * src.itemsize:
+            return np.memmap(path, dtype=src.dtype, mode="r", shape=shape)
+        out = np.empty(shape, src.dtype)
         for s in range(0, n, CHUNK_ROWS):
             out[s:s + CHUNK_ROWS] = _unit(align_audio(np.array(src[s:s + CHUNK_ROWS], np.float32), model=self.model))
         if path is not None:

@@ -1,4 +1,4 @@
-"""A scikit-learn transformer: audio files or arrays in, 1152-d COALA clip embeddings out.
+"""A scikit-learn transformer: audio files or arrays in, 1920-d COALA clip embeddings out.
 
     from sklearn.pipeline import make_pipeline
     from sklearn.linear_model import LogisticRegression
@@ -40,7 +40,7 @@ class CoalaEmbedder(TransformerMixin, BaseEstimator):
 
     `transform(X)` takes a list (or 1-d object array) whose items are file paths or audio arrays of
     shape (n_samples,) or (n_samples, n_channels), or a 2-d numeric array of equal-length mono clips
-    (one per row); it returns a float32 array (n_clips, 1152).
+    (one per row); it returns a float32 array (n_clips, 1920).
     """
 
     def __init__(self, model=None, sr=None, hop_size=None, batch_size=32, device=None):

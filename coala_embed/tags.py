@@ -108,10 +108,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def align_audio(embeddings: np.ndarray, model=None, device=None) -> np.ndarray:
-    """Map audio embeddings (..., 1152) into the space shared with tags (the audio affine layer)."""
+    """Map audio embeddings (..., embedding_size) into the space shared with tags (the audio affine
+    layer of their first latent_size values, the latent; (..., latent_size) is taken as it is)."""
     model = get_model(model, device)
     _require_tag_space(model)
-    return _apply(model, ("audio_affine",), np.asarray(embeddings, np.float32))
+    x = np.asarray(embeddings, np.float32)
+    latent = model.net.cfg.latent_size
+    if x.ndim == 0 or x.shape[-1] not in (model.embedding_size, latent):
+        raise ValueError(f"align_audio: embeddings of this model have {model.embedding_size} values (or {latent}, "
+                         f"the latent alone), got shape {x.shape}")
+    return _apply(model, ("audio_affine",), x[..., :latent])
 
 
 def predict_tags(y, sr, top_k: int = 10, model=None, device=None, options: EmbedOptions | None = None,

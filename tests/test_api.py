@@ -19,9 +19,9 @@ from conftest import TAGS, tone, write_wav
 def test_mean_and_frames(model):
     y = tone(5.0, 22050)
     emb = get_embedding(y, 22050, model=model)
-    assert emb.shape == (1152,) and emb.dtype == np.float32 and np.isfinite(emb).all()
+    assert emb.shape == (1920,) and emb.dtype == np.float32 and np.isfinite(emb).all()
     frames, ts = get_embedding(y, 22050, model=model, frames=True)
-    assert frames.shape == (2, 1152) and frames.dtype == np.float32
+    assert frames.shape == (2, 1920) and frames.dtype == np.float32
     assert ts.shape == (2,)
     patch = 96 * 512 / 22000
     np.testing.assert_allclose(ts, [(95 / 2) * 512 / 22000, (95 / 2) * 512 / 22000 + patch], rtol=1e-9)
@@ -101,9 +101,9 @@ def test_npz_contents(model, wav_dir, tmp_path):
         source = json.loads(str(z["source"]))  # from which file, as it was then
         st = os.stat(wav_dir / "b.wav")
         assert source == {"key": str((wav_dir / "b.wav").resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        assert z["embedding"].shape == (2, 1152) and z["embedding"].dtype == np.float32
+        assert z["embedding"].shape == (2, 1920) and z["embedding"].dtype == np.float32
         assert z["timestamps"].shape == (2,) and z["timestamps"].dtype == np.float64
-        assert z["mean"].shape == (1152,) and z["mean"].dtype == np.float32
+        assert z["mean"].shape == (1920,) and z["mean"].dtype == np.float32
         np.testing.assert_allclose(z["mean"], z["embedding"].mean(axis=0), atol=1e-6)
         y, sr = sf.read(wav_dir / "b.wav")
         np.testing.assert_allclose(z["mean"], get_embedding(y, sr, model=model), atol=1e-5)
@@ -280,13 +280,13 @@ def test_model_by_path_is_loaded_once(ckpt_dir):
     m2 = core.get_model(str(ckpt_dir), "cpu")
     assert m1 is m2
     emb = get_embedding(tone(1.0, 22050), 22050, model=str(ckpt_dir), device="cpu")
-    assert emb.shape == (1152,)
+    assert emb.shape == (1920,)
 
 
 def test_model_file_sources(ckpt_dir):
     a = coala_embed.load_model(ckpt_dir / "config.json", device="cpu")
     b = coala_embed.load_model(ckpt_dir / "model.safetensors", device="cpu")
-    assert a.sha256 == b.sha256 and len(a.tags) == 20 and a.embedding_size == 1152
+    assert a.sha256 == b.sha256 and len(a.tags) == 20 and a.embedding_size == 1920
     assert a.config["provenance"] == {"note": "test checkpoint"}
 
 
@@ -300,7 +300,7 @@ def test_fast_inference_path_matches_the_network(model):
     frames, _ = get_embedding(y, 44100, model=model, frames=True, batch_size=3)
     patches, _ = load_patches_array(y, 44100, model.frontend)
     with torch.inference_mode():
-        ref = model.net.audio_encoder(torch.from_numpy(patches).unsqueeze(1)).numpy()
+        ref = model.net.audio_encoder.embed(torch.from_numpy(patches).unsqueeze(1)).numpy()
     np.testing.assert_allclose(frames, ref, atol=1e-5, rtol=0)
     assert model.net.audio_encoder.blocks[0][0].weight.is_contiguous()  # the user's network is untouched
 
@@ -405,7 +405,7 @@ def test_short_clip_at_several_positions(model, tmp_path):
     m5 = _small_model_with(fe5, tmp_path)
     assert m5.frontend.short_positions == 5
     frames, ts = get_embedding(y, 22000, model=m5, frames=True)
-    assert frames.shape == (5, 1152 // 16) and len(ts) == 5
+    assert frames.shape == (5, m5.embedding_size) and len(ts) == 5
     np.testing.assert_allclose(get_embedding(y, 22000, model=m5), frames.mean(axis=0), atol=1e-6)
     np.testing.assert_array_equal(get_embedding(y, 22000, model=m5, batch_size=1),
                                   get_embedding(y, 22000, model=m5, batch_size=7))

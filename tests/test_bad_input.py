@@ -153,7 +153,7 @@ def test_bad_sample_rates(model, sr):
 
 def test_silence_gives_a_finite_embedding(model, tmp_path):
     emb = get_embedding(np.zeros(3 * 16000, np.float32), 16000, model=model)
-    assert emb.shape == (1152,) and np.isfinite(emb).all()
+    assert emb.shape == (1920,) and np.isfinite(emb).all()
     sf.write(tmp_path / "silent.wav", np.zeros(3 * 16000, np.int16), 16000)
     r = _one(tmp_path / "silent.wav", model, tmp_path)
     assert r.status == "written"
@@ -165,7 +165,7 @@ def test_silence_gives_a_finite_embedding(model, tmp_path):
 def test_shorter_than_one_patch(model, n):
     y = tone(n / 8000, 8000)
     frames, ts = get_embedding(y, 8000, model=model, frames=True)
-    assert frames.shape == (1, 1152) and np.isfinite(frames).all()
+    assert frames.shape == (1, 1920) and np.isfinite(frames).all()
     assert ts[0] == pytest.approx(95 / 2 * 512 / 22000)
 
 

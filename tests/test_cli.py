@@ -34,7 +34,7 @@ def test_files_folders_and_globs(run, wav_dir, tmp_path):
     assert "3 written, 0 skipped (output exists), 0 failed" in r.stderr
     assert "of audio" in r.stderr and "real time" in r.stderr
     with np.load(out / "b.npz") as z:
-        assert z["embedding"].shape == (2, 1152) and z["mean"].shape == (1152,)
+        assert z["embedding"].shape == (2, 1920) and z["mean"].shape == (1920,)
 
 
 def test_folder_is_recursive_and_keeps_layout(run, tmp_path):

@@ -200,7 +200,7 @@ def test_model_and_random_extractors(separable, tmp_path):
     res = run(separable, tmp_path / "out", cache, extractors=extractors, seeds=(0,))
     for name in ("tiny", "random"):
         assert res["tasks"]["tones"]["accuracy"][name]["mean"] > 0.5  # well above chance even untrained
-        assert res["extractors"][name]["embedding_size"] == 1152
+        assert res["extractors"][name]["embedding_size"] == 1920
 
     # the cached clip vector is exactly process_file's `mean`
     wav = sorted(separable.glob("*.wav"))[0]

@@ -18,7 +18,7 @@ def hear_model(ckpt_dir):
 
 def test_attributes(hear_model):
     assert hear_model.sample_rate == 22050 and hear_model.sample_rate in (16000, 22050, 44100, 48000)
-    assert hear_model.scene_embedding_size == 1152 and hear_model.timestamp_embedding_size == 1152
+    assert hear_model.scene_embedding_size == 1920 and hear_model.timestamp_embedding_size == 1920
     assert isinstance(hear_model, torch.nn.Module)
     assert hear_model.timestamp_hop_seconds <= 0.05
 
@@ -26,7 +26,7 @@ def test_attributes(hear_model):
 def test_scene_embeddings(hear_model):
     audio = torch.from_numpy(np.stack([tone(2.0, 22050, 300), tone(2.0, 22050, 3000, seed=1)]))
     emb = hear.get_scene_embeddings(audio, hear_model)
-    assert isinstance(emb, torch.Tensor) and emb.dtype == torch.float32 and emb.shape == (2, 1152)
+    assert isinstance(emb, torch.Tensor) and emb.dtype == torch.float32 and emb.shape == (2, 1920)
     ref = get_embedding(audio[1].numpy(), 22050, model=hear_model.coala)
     np.testing.assert_allclose(emb[1].numpy(), ref, atol=1e-5)
     assert not torch.allclose(emb[0], emb[1])
@@ -37,7 +37,7 @@ def test_timestamp_embeddings(hear_model):
     audio = torch.from_numpy(np.stack([tone(seconds, 22050), tone(seconds, 22050, 880)]))
     emb, ts = hear.get_timestamp_embeddings(audio, hear_model)
     assert emb.dtype == torch.float32 and ts.dtype == torch.float32
-    assert emb.ndim == 3 and emb.shape[0] == 2 and emb.shape[2] == 1152
+    assert emb.ndim == 3 and emb.shape[0] == 2 and emb.shape[2] == 1920
     assert ts.shape == emb.shape[:2]
     hop_ms = hear_model.timestamp_hop_seconds * 1000
     assert ts[0, 0] == 0 and torch.allclose(ts[0], ts[1])
@@ -48,7 +48,7 @@ def test_timestamp_embeddings(hear_model):
 
 def test_empty_batch_and_bad_shape(hear_model):
     emb = hear.get_scene_embeddings(torch.zeros((0, 22050)), hear_model)
-    assert emb.shape == (0, 1152)
+    assert emb.shape == (0, 1920)
     with pytest.raises(ValueError, match="n_sounds, n_samples"):
         hear.get_scene_embeddings(torch.zeros(22050), hear_model)
 

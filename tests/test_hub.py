@@ -139,7 +139,7 @@ def test_hub_download_then_offline_reload(ckpt_dir, tmp_path):
         res = load_in_subprocess([REPO, f"{REPO}@main", "coala-test/missing-repo", f"{REPO}@no-such-branch",
                                   "coala-test/tampered"], online)
         assert res[REPO]["ok"], res
-        assert res[REPO]["sha256"] == sha and res[REPO]["n_tags"] == 20 and res[REPO]["dim"] == 1152
+        assert res[REPO]["sha256"] == sha and res[REPO]["n_tags"] == 20 and res[REPO]["dim"] == 1920
         folder = res[REPO]["folder"]
         assert folder.startswith(str(hf_home / "hub")) and folder.endswith(COMMIT)
         assert res[f"{REPO}@main"]["ok"] and res[f"{REPO}@main"]["folder"] == folder

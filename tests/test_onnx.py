@@ -55,7 +55,7 @@ def test_export_records_the_file_and_load_verifies_it(onnx_ckpt):
     assert config["weights_sha256"] == sha256_file(onnx_ckpt / "model.safetensors")
     model = load_model(onnx_ckpt, backend="onnx")
     assert model.backend == "onnx" and model.onnx_path == onnx_ckpt / "encoder.onnx"
-    assert str(model.device) == "cpu" and model.embedding_size == 1152 and model.tags == TAGS
+    assert str(model.device) == "cpu" and model.embedding_size == 1920 and model.tags == TAGS
 
 
 def test_a_tampered_onnx_file_is_refused(onnx_ckpt, tmp_path):
@@ -106,9 +106,13 @@ def test_the_tag_side_in_numpy_matches_torch(model, onnx_ckpt):
     sets = [[t] for t in TAGS] + [TAGS[:3]]
     a, b = coala_embed.get_tag_embedding(sets, model=light), coala_embed.get_tag_embedding(sets, model=model)
     assert a.shape == b.shape == (len(sets), 1152) and np.abs(a - b).max() < 1e-5 * max(1.0, np.abs(b).max())
-    x = np.random.default_rng(1).standard_normal((5, 1152)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((5, 1920)).astype(np.float32)
     np.testing.assert_allclose(coala_embed.align_audio(x, model=light), coala_embed.align_audio(x, model=model),
                                atol=1e-5, rtol=1e-5)
+    # only the latent (the first 1152 values) reaches the tag space; the latent alone is taken as well
+    np.testing.assert_array_equal(coala_embed.align_audio(x, model=light), coala_embed.align_audio(x[:, :1152], model=light))
+    with pytest.raises(ValueError, match="1920 values"):
+        coala_embed.align_audio(x[:, :1000], model=model)
     y = tone(3.0, 22050)
     tags_light = coala_embed.predict_tags(y, 22050, top_k=5, model=light, backend="onnx")
     tags_torch = coala_embed.predict_tags(y, 22050, top_k=5, model=model)
@@ -120,7 +124,7 @@ def test_a_checkpoint_without_onnx_exports_once_into_the_cache(ckpt_dir, model, 
     assert light.onnx_path is None
     y = tone(3.0, 22050)
     first = coala_embed.get_embedding(y, 22050, model=light, backend="onnx")
-    cached = tmp_path / "cache" / "coala-embed" / light.sha256 / "encoder.onnx"
+    cached = tmp_path / "cache" / "coala-embed" / (light.sha256 + "-tm4") / "encoder.onnx"
     assert cached.exists()
     assert (cached.parent / "encoder.onnx.sha256").read_text().strip() == sha256_file(cached)
     cached.write_bytes(b"not an onnx model")  # a damaged cache is exported again, not used
@@ -131,6 +135,24 @@ def test_a_checkpoint_without_onnx_exports_once_into_the_cache(ckpt_dir, model, 
     np.testing.assert_array_equal(first, again)
     assert sha256_file(cached) == (cached.parent / "encoder.onnx.sha256").read_text().strip()
     assert np.abs(first - coala_embed.get_embedding(y, 22050, model=model)).max() < 1e-4
+
+
+def test_the_cache_keeps_apart_embedding_layouts_of_the_same_weights(ckpt_dir, tmp_path):
+    """A checkpoint written before time_mean_blocks existed has the same weights and the latent alone as its
+    embedding: the cached graph of one layout must never serve the other."""
+    old = tmp_path / "old"
+    shutil.copytree(ckpt_dir, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["model"]["time_mean_blocks"]
+    (old / "config.json").write_text(json.dumps(config))
+    y = tone(3.0, 22050)
+    new_model, old_model = load_model(ckpt_dir, backend="onnx"), load_model(old, backend="onnx")
+    assert new_model.sha256 == old_model.sha256 and old_model.net.cfg.time_mean_blocks == ()
+    new_emb = coala_embed.get_embedding(y, 22050, model=new_model, backend="onnx")
+    old_emb = coala_embed.get_embedding(y, 22050, model=old_model, backend="onnx")
+    latent = new_model.net.cfg.latent_size
+    assert new_emb.shape == (new_model.embedding_size,) and old_emb.shape == (latent,) == (old_model.embedding_size,)
+    np.testing.assert_array_equal(new_emb[:latent], old_emb)
 
 
 def test_backend_options_are_checked(onnx_ckpt):

@@ -51,6 +51,6 @@ def test_embed_dataset_from_a_ray_dataset(local_ray, small_ckpt_dir, tmp_path):
     paths = [write_wav(tmp_path / f"{i}.wav", 1.0, 16000, seed=i) for i in range(3)]
     ds = ray.data.from_items([{"path": p, "label": i} for i, p in enumerate(paths)])
     rows = coala_embed.ray.embed_dataset(ds, model=small_ckpt_dir, num_workers=1).take_all()
-    assert sorted(r["path"] for r in rows) == paths and all(len(r["embedding"]) == 72 for r in rows)
+    assert sorted(r["path"] for r in rows) == paths and all(len(r["embedding"]) == 120 for r in rows)
     with pytest.raises(ValueError, match="'path' column"):
         coala_embed.ray.embed_dataset(ray.data.from_items([{"file": "x"}]), model=small_ckpt_dir)

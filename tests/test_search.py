@@ -95,6 +95,16 @@ def test_clear_errors(collections, sounds, small_model, tmp_path):
     other = load_model(make_checkpoint(tmp_path / "other", seed=5, n_filters=8), device="cpu")
     with pytest.raises(SearchError, match=f"{small_model.sha256}.*{other.sha256}"):
         Index(collections / "pq", model=other)
+    # the same weights read as a checkpoint of 0.8 or before (no time_mean_blocks: the latent alone)
+    older = tmp_path / "older"
+    older.mkdir()
+    for f in small_model.folder.iterdir():
+        (older / f.name).write_bytes(f.read_bytes())
+    config = json.loads((older / "config.json").read_text())
+    del config["model"]["time_mean_blocks"]
+    (older / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SearchError, match="holds 120-d embeddings and this model gives 72-d ones"):
+        Index(collections / "pq", model=load_model(older, device="cpu"))
 
 
 def test_empty_table_refused(tmp_path, small_model):

@@ -42,10 +42,10 @@ def test_params_and_clone(small_ckpt_dir):
 
 def test_transform_arrays_and_paths(small_ckpt_dir, tmp_path):
     est = CoalaEmbedder(model=str(small_ckpt_dir), sr=16000, device="cpu").fit()
-    assert est.embedding_size_ == 72
+    assert est.embedding_size_ == 120
     a, b = tone(1.0, 16000), tone(2.0, 16000, 1000)
     out = est.transform([a, b])
-    assert out.shape == (2, 72) and out.dtype == np.float32
+    assert out.shape == (2, 120) and out.dtype == np.float32
     np.testing.assert_allclose(out[1], get_embedding(b, 16000, model=est._model()), atol=1e-5)
     # a 2-d array: one equal-length clip per row
     np.testing.assert_allclose(est.transform(np.stack([a, a])), np.stack([out[0], out[0]]), atol=1e-5)
@@ -53,7 +53,7 @@ def test_transform_arrays_and_paths(small_ckpt_dir, tmp_path):
     p = write_wav(tmp_path / "x.wav", 2.0, 16000, freq=1000, subtype="FLOAT")
     mixed = est.transform([str(p), a])
     np.testing.assert_allclose(mixed[0], out[1], atol=1e-5)
-    assert len(est.get_feature_names_out()) == 72
+    assert len(est.get_feature_names_out()) == 120
 
 
 def test_errors(small_ckpt_dir, tmp_path):

@@ -311,7 +311,7 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path, monkeyp
     assert model.tags[:2] == ["tone", "low"]
     y = 0.3 * np.sin(2 * np.pi * 200 * np.arange(44100) / 22050)
     emb = coala_embed.get_embedding(y, 22050, model=model)
-    assert emb.shape == (1152,) and np.isfinite(emb).all()
+    assert emb.shape == (1920,) and np.isfinite(emb).all()
     assert len(coala_embed.predict_tags(y, 22050, top_k=3, model=model)) == 3
     assert model.frontend.short_positions == 1 and model.frontend.pad_tail_over is None  # the run's, as prepared
     export.main(["--run", str(run), "--out", str(tmp_path / "cli")])  # the command line sets the measured framing

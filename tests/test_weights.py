@@ -24,7 +24,7 @@ def test_bundled_checkpoint_verifies_and_has_the_reference_front_end(model):
     assert fe.power == 1.0 and fe.window == "hann" and fe.log_eps == audio.LOG_EPS
     lo, hi = np.array(fe.scaler_min), np.array(fe.scaler_max)
     assert lo.shape == (96,) and np.all(hi > lo) and np.isfinite(lo).all()
-    assert model.net.has_tag_space and model.embedding_size == 1152
+    assert model.net.has_tag_space and model.embedding_size == 1920 and model.net.cfg.latent_size == 1152
     assert len(model.tags) == model.net.cfg.n_tags == len(set(model.tags))
 
 
