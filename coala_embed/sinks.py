@@ -135,14 +135,16 @@ class NpzSink:
     """`<stem>[_suffix].npz` per input: `embedding` (T, D), `timestamps` (T,), `mean` (D,), `settings` (JSON of
     the weights' sha256 and the options that made it, as the Parquet table's metadata) and `source` (JSON of
     the input's key, size and mtime_ns). An existing output is skipped unless its recorded source size or
-    modification time differ from the input's (the input changed: it is embedded again). Two inputs of
+    modification time differ from the input's (the input changed: it is embedded again), or its embeddings
+    have another size (written by 0.8 or before). Two inputs of
     one run with the same stem in the same output folder: the first keeps `<stem>.npz`, the others are
     named `<stem>.<ext>.npz`."""
 
     def __init__(self, *, output_dir, folders: list, suffix: str | None, overwrite: bool, shard, frames: bool,
                  embedding_size: int, settings: dict):
-        # output_dir, shard, frames, embedding_size: the other sinks' (each input's folder is in folders)
+        # output_dir, shard, frames: the other sinks' (each input's folder is in folders)
         self.output_dirs, self.suffix, self.overwrite = folders, suffix, overwrite
+        self.embedding_size = embedding_size
         self.settings = np.array(json.dumps(settings, sort_keys=True))
         self.targets: dict[int, Path] = {}
         self.owner: dict[Path, str] = {}  # resolved target -> the input that writes it
@@ -163,7 +165,7 @@ class NpzSink:
             return FileResult(path, str(target), "failed",
                               f"{path}: output {target} would overwrite the output of {self.owner[key]}")
         self.owner[key] = path
-        if target.exists() and not self.overwrite and _same_source(target, item):
+        if target.exists() and not self.overwrite and _up_to_date(target, item, self.embedding_size):
             return FileResult(path, str(target), "skipped")
         if not os.access(target.parent, os.W_OK):
             return FileResult(path, str(target), "failed", f"{path}: output folder {target.parent} is not writable")
@@ -188,10 +190,13 @@ class NpzSink:
         pass
 
 
-def _same_source(target: Path, item: Source) -> bool:
-    """Whether an existing output was made from the input as it is now (outputs without a record: yes)."""
+def _up_to_date(target: Path, item: Source, embedding_size: int) -> bool:
+    """Whether an existing output was made from the input as it is now (outputs without a record: yes) with
+    embeddings of this size (the same weights embedded 1152 values per patch up to 0.8: made again)."""
     try:
         with np.load(target) as z:
+            if z["mean"].shape != (embedding_size,):
+                return False
             if "source" not in z.files:
                 return True
             made_from = json.loads(str(z["source"]))

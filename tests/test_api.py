@@ -141,6 +141,23 @@ def test_last_partial_batch_flushed_when_later_files_skipped(model, wav_dir, tmp
             assert len(z["embedding"]) >= 1
 
 
+def test_an_output_of_another_embedding_size_is_made_again(model, wav_dir, tmp_path):
+    """Up to 0.8 the same weights wrote the 1152-d latent alone: an upgrade must not keep those beside new ones."""
+    path = sorted(wav_dir.glob("*.wav"))[0]
+    out = tmp_path / "feats"
+    process_file([path], output_dir=out, model=model)
+    target = out / f"{path.stem}.npz"
+    with np.load(target) as z:
+        old = {k: z[k] for k in z.files}
+    latent = model.net.cfg.latent_size
+    np.savez(target, **dict(old, embedding=old["embedding"][:, :latent], mean=old["mean"][:latent]))
+    assert [r.status for r in process_file([path], output_dir=out, model=model)] == ["written"]
+    with np.load(target) as z:
+        assert z["mean"].shape == (model.embedding_size,)
+        np.testing.assert_array_equal(z["embedding"], old["embedding"])
+    assert [r.status for r in process_file([path], output_dir=out, model=model)] == ["skipped"]
+
+
 def test_output_name_collision(model, tmp_path):
     for sub in ("x", "y", "z"):
         (tmp_path / sub).mkdir()
