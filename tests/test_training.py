@@ -366,6 +366,29 @@ def test_resume_continues_from_the_checkpoint(prepared, tmp_path, capsys):
     assert not torch.equal(first["audio_encoder.blocks.0.0.weight"], second["audio_encoder.blocks.0.0.weight"])
 
 
+def test_an_early_stop_of_a_long_schedule_keeps_each_epoch_and_exports_any(prepared, tmp_path):
+    """stop_after_epoch ends the run early with the lr of the long schedule; keep_epoch_checkpoints keeps
+    every epoch's checkpoint, which training.export --checkpoint exports (the shipped weights are such a mean)."""
+    run = tmp_path / "run"
+    cfg = _config(epochs=5, stop_after_epoch=2, keep_epoch_checkpoints=True, lr_schedule="cosine", variant="e-c")
+    summary = train.train(cfg, run, data=prepared)
+    assert summary["epochs"] == 2 and sorted(p.name for p in run.glob("ckpt*.pt")) == ["ckpt-e001.pt", "ckpt-e002.pt", "ckpt.pt"]
+    lrs = [json.loads(line)["lr"] for line in (run / "log.jsonl").read_text().splitlines()]
+    full = train.train(dict(cfg, stop_after_epoch=0, keep_epoch_checkpoints=False), tmp_path / "full", data=prepared)
+    full_lrs = [json.loads(line)["lr"] for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    assert full["epochs"] == 5 and lrs == full_lrs[:2]  # the same schedule, cut short
+    last = torch.load(run / "ckpt.pt", weights_only=True)["net"]
+    assert all(torch.equal(v, last[k]) for k, v in torch.load(run / "ckpt-e002.pt", weights_only=True)["net"].items())
+    export.main(["--run", str(run), "--checkpoint", str(run / "ckpt-e001.pt"), "--out", str(tmp_path / "e1")])
+    first = torch.load(run / "ckpt-e001.pt", weights_only=True)["net"]
+    model = coala_embed.load_model(tmp_path / "e1", device="cpu")
+    assert json.loads((tmp_path / "e1" / "config.json").read_text())["provenance"]["epochs_trained"] == 1
+    w = "audio_encoder.blocks.0.0.weight"
+    assert torch.equal(model.net.state_dict()[w], first[w]) and not torch.equal(first[w], last[w])
+    with pytest.raises(Exception, match="stop_after_epoch=6"):
+        train.train(dict(cfg, stop_after_epoch=6), tmp_path / "bad", data=prepared)
+
+
 def test_warm_start_copies_the_tensors_that_fit(tmp_path):
     from conftest import make_checkpoint
 

@@ -58,6 +58,10 @@ class TrainConfig:
     channels_last: bool = True
     num_threads: int = 0  # torch CPU threads (0: torch's choice)
     max_batches_per_epoch: int = 0  # 0: the whole training split
+    # -- where the run ends: an early point of a long schedule (the lr still follows `epochs`), and
+    # `ckpt-eNNN.pt` beside `ckpt.pt` after every epoch (training.export --checkpoint, training.soup)
+    stop_after_epoch: int = 0  # 0: at `epochs`
+    keep_epoch_checkpoints: bool = False
     # -- logging
     png_every: int = 1  # reconstructions figure every N epochs (AE-C; 0: never)
     log_every: int = 20  # console line every N batches (0: never)
@@ -75,6 +79,8 @@ class TrainConfig:
         if self.mask_same_tags and self.multi_positive:
             raise ConfigError("mask_same_tags and multi_positive: choose one (identical tag sets are "
                               "positives under multi_positive, so masking them contradicts it)")
+        if not 0 <= self.stop_after_epoch <= self.epochs:
+            raise ConfigError(f"stop_after_epoch={self.stop_after_epoch}: must be 0 (off) or an epoch in 1..epochs={self.epochs}")
         for key, allowed in self.CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: must be one of {', '.join(allowed)}")

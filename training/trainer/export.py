@@ -43,16 +43,17 @@ WEIGHTS_LICENCE = {
 }
 
 
-def export_run(run, out, metrics: dict | None = None, framing: dict | None = None) -> Path:
+def export_run(run, out, metrics: dict | None = None, framing: dict | None = None, checkpoint=None) -> Path:
     """Write the run's final network (inference modules), front end with scaler, tags and provenance.
 
     framing: front-end fields that training does not use, set for inference (e.g. {"short_positions": 3,
-    "pad_tail_over": 0.25}); None keeps the run's front end as it is."""
+    "pad_tail_over": 0.25}); None keeps the run's front end as it is. checkpoint: another of the run's
+    checkpoints than its last, `ckpt.pt` (e.g. `ckpt-e005.pt`, kept by keep_epoch_checkpoints)."""
     run = Path(run)
     cfg = json.loads((run / "config.json").read_text())
     if cfg.get("frontend") is None:
         raise ValueError(f"{run}: trained on data without a stored front end (HDF5); cannot export a usable checkpoint")
-    state = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
+    state = torch.load(checkpoint or run / "ckpt.pt", map_location="cpu", weights_only=True)
     net = build_net(TrainConfig.from_run(cfg), len(cfg["tags"]))
     net.load_state_dict(state["net"])
     history = json.loads(state["history"])
@@ -107,6 +108,8 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="training run folder (ckpt.pt, config.json)")
     p.add_argument("--out", help="checkpoint folder to write (e.g. weights)")
+    p.add_argument("--checkpoint", metavar="FILE", help="export this checkpoint of the run (e.g. RUN/ckpt-e005.pt, "
+                   "kept with keep_epoch_checkpoints=true) instead of its last, RUN/ckpt.pt")
     p.add_argument("--metrics", help="results.json of training.evaluate; its accuracies go into the provenance")
     p.add_argument("--short-positions", type=int, default=SHORT_POSITIONS,
                    help="places at which a clip shorter than one patch is embedded and averaged at inference "
@@ -131,7 +134,7 @@ def main(argv=None):
         from training.vocabulary import copy_into, fitting
 
         vocabulary = fitting(args.vocabulary_from, json.loads((Path(args.run) / "config.json").read_text())["tags"])
-    folder = export_run(args.run, args.out, metrics, framing)
+    folder = export_run(args.run, args.out, metrics, framing, checkpoint=args.checkpoint)
     if vocabulary:
         copy_into(folder, vocabulary)
     else:

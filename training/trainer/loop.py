@@ -19,6 +19,7 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def train(cfg: TrainConfig | dict, out, data=None, hdf5=None) -> dict:
     ranges = band_ranges(frontend, train_set.patches.shape[1])
     val_idx = np.arange(len(val_set))
     png_batch = patches_to_input(centre_crops(val_set.batch(val_idx[:6])[0], context), device, cfg.channels_last)
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, cfg.stop_after_epoch or cfg.epochs):
         # -- one epoch: a seeded permutation, each process takes every world-th batch
         t0 = time.time()
         net.train()
@@ -247,6 +248,9 @@ def train(cfg: TrainConfig | dict, out, data=None, hdf5=None) -> dict:
             state = {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                      "elapsed": elapsed, "history": json.dumps(history)}
             torch.save(state, out / "ckpt.tmp")
+            if cfg.keep_epoch_checkpoints:  # written before ckpt.pt moves on, so a crash never loses one
+                shutil.copyfile(out / "ckpt.tmp", out / "ckpt-e.tmp")
+                os.replace(out / "ckpt-e.tmp", out / f"ckpt-e{epoch + 1:03d}.pt")
             os.replace(out / "ckpt.tmp", ckpt_path)
         if world > 1:
             dist.barrier()
