@@ -5,13 +5,15 @@ The graph is the encoder of coala_embed.encoder.inference_encoder: each block's 
 its convolution (in float64, then float32), Conv(4x4, stride 2, pad 1) -> ReLU per block, then the
 embedding of coala_embed.model.embedding_from_maps (the last map flattened, each time-averaged block's
 map as ReduceMean over frames -> Flatten, all concatenated): (batch, 1, n_mels, patch_frames) float32
-patches -> (batch, embedding_size) float32, the batch axis dynamic. It is built from the weights with numpy and onnx's helpers, so exporting needs the `onnx`
-package, not torch, and the same weights always give the same bytes (no tracer, no version stamp).
+patches -> (batch, embedding_size) float32, the batch axis dynamic. It is built from the weights with
+numpy and onnx's helpers, so exporting needs the `onnx` package, not torch, and the same weights and
+layout always give the same bytes (no tracer, no version stamp).
 
 A checkpoint's `config.json` records the file as "onnx_file" and its sha256 as "onnx_sha256", which
 load_model(backend='onnx') verifies as it verifies the weights. Cached exports live in
-`$XDG_CACHE_HOME/coala-embed/<weights sha256>[-tm<block>...]/encoder.onnx` (default ~/.cache), with their sha256 in
-`encoder.onnx.sha256`; one that does not match is exported again.
+`$XDG_CACHE_HOME/coala-embed/<weights sha256>[-tm<block>...]/encoder.onnx` (default ~/.cache; the
+layout's blocks in the name), with their sha256 in `encoder.onnx.sha256`; one that does not match is
+exported again.
 """
 from __future__ import annotations
 
