@@ -4,7 +4,8 @@ Audio side: a 5-block convolutional encoder mapping a 1x96x96 patch to a 128x3x3
 a bias-free affine layer into the space shared with tags, and a mirrored transposed-convolution
 decoder. The downstream embedding is that latent followed by block 4's map averaged over time
 (`embedding_from_maps`; modelconfig says why). Tag side: an MLP encoder of a multi-hot vector into the
-same 1152-d space, its affine layer, and an MLP decoder. `TagClassifier` is the supervised "CNN" baseline head.
+same 1152-d space, its affine layer, and an MLP decoder. `TagClassifier` is the supervised "CNN"
+baseline head.
 """
 from __future__ import annotations
 

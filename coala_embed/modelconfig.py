@@ -58,6 +58,12 @@ class ModelConfig:
         """Size of the downstream embedding: the latent, then each time-averaged block's channels x mel rows."""
         return self.latent_size + sum(self.n_filters * (self.n_mels >> b) for b in self.time_mean_blocks)
 
+    @property
+    def layout_key(self) -> str:
+        """'' for the latent alone, else one '-tm<block>' per time-averaged block ('-tm4'): what names a cache
+        that must keep the embedding layouts of the same weights apart (ONNX exports, evaluation vectors)."""
+        return "".join(f"-tm{b}" for b in self.time_mean_blocks)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["time_mean_blocks"] = list(self.time_mean_blocks)

@@ -127,8 +127,7 @@ def onnx_for(model: Model) -> tuple[str, Path | bytes]:
     if model.onnx_path is not None:
         return model.config["onnx_sha256"], model.onnx_path
     # the graph depends on the weights and on the embedding's layout (config.json's model, not the weights)
-    layout = "".join(f"-tm{b}" for b in cfg.time_mean_blocks)
-    path = cache_dir() / (model.sha256 + layout) / ONNX_NAME
+    path = cache_dir() / (model.sha256 + cfg.layout_key) / ONNX_NAME
     record = path.with_name(ONNX_NAME + ".sha256")
     if path.exists() and record.exists():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()

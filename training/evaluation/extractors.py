@@ -66,8 +66,7 @@ def model_extractor(model, name: str, kind: str = "model", batch_size: int = 32,
         identity = f"model-{model.sha256[:16]}-fe{fe_hash[:12]}-{EXTRACTION_VERSION}"
     else:
         identity = f"random-s{extra['seed']}-w{model.sha256[:12]}-fe{fe_hash[:12]}-{EXTRACTION_VERSION}"
-    if model.net.cfg.time_mean_blocks:  # the embedding's layout (config, not weights); none keeps the old identity
-        identity += "-tm" + "".join(map(str, model.net.cfg.time_mean_blocks))
+    identity += model.net.cfg.layout_key  # the embedding's layout (config, not weights); '' keeps the old identity
     if precision != "fp32":  # fp32 keeps the identity (and the cache) it always had
         identity += f"-{precision}"
     info = {"kind": kind, "source": model.source, "variant": model.net.cfg.variant,

@@ -80,7 +80,8 @@ class TrainConfig:
             raise ConfigError("mask_same_tags and multi_positive: choose one (identical tag sets are "
                               "positives under multi_positive, so masking them contradicts it)")
         if not 0 <= self.stop_after_epoch <= self.epochs:
-            raise ConfigError(f"stop_after_epoch={self.stop_after_epoch}: must be 0 (off) or an epoch in 1..epochs={self.epochs}")
+            raise ConfigError(f"stop_after_epoch={self.stop_after_epoch}: must be 0 (off) or an epoch in "
+                              f"1..epochs={self.epochs}")
         for key, allowed in self.CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: must be one of {', '.join(allowed)}")
