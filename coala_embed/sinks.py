@@ -134,17 +134,16 @@ def write_npz_atomic(target: Path, **arrays):
 class NpzSink:
     """`<stem>[_suffix].npz` per input: `embedding` (T, D), `timestamps` (T,), `mean` (D,), `settings` (JSON of
     the weights' sha256 and the options that made it, as the Parquet table's metadata) and `source` (JSON of
-    the input's key, size and mtime_ns). An existing output is skipped unless its recorded source size or
-    modification time differ from the input's (the input changed: it is embedded again), or its embeddings
-    have another size (written by 0.8 or before). Two inputs of
-    one run with the same stem in the same output folder: the first keeps `<stem>.npz`, the others are
-    named `<stem>.<ext>.npz`."""
+    the input's key, size and mtime_ns). An existing output is skipped unless it is stale (`_up_to_date`):
+    then it is embedded again. Two inputs of one run with the same stem in the same output folder: the first
+    keeps `<stem>.npz`, the others are named `<stem>.<ext>.npz`."""
 
     def __init__(self, *, output_dir, folders: list, suffix: str | None, overwrite: bool, shard, frames: bool,
                  embedding_size: int, settings: dict):
         # output_dir, shard, frames: the other sinks' (each input's folder is in folders)
         self.output_dirs, self.suffix, self.overwrite = folders, suffix, overwrite
         self.embedding_size = embedding_size
+        self.made_with = settings
         self.settings = np.array(json.dumps(settings, sort_keys=True))
         self.targets: dict[int, Path] = {}
         self.owner: dict[Path, str] = {}  # resolved target -> the input that writes it
@@ -165,7 +164,7 @@ class NpzSink:
             return FileResult(path, str(target), "failed",
                               f"{path}: output {target} would overwrite the output of {self.owner[key]}")
         self.owner[key] = path
-        if target.exists() and not self.overwrite and _up_to_date(target, item, self.embedding_size):
+        if target.exists() and not self.overwrite and _up_to_date(target, item, self.embedding_size, self.made_with):
             return FileResult(path, str(target), "skipped")
         if not os.access(target.parent, os.W_OK):
             return FileResult(path, str(target), "failed", f"{path}: output folder {target.parent} is not writable")
@@ -190,16 +189,28 @@ class NpzSink:
         pass
 
 
-def _up_to_date(target: Path, item: Source, embedding_size: int) -> bool:
-    """Whether an existing output was made from the input as it is now (outputs without a record: yes) with
-    embeddings of this size (the same weights embedded 1152 values per patch up to 0.8: made again)."""
+# Settings that only change the arithmetic (onnxruntime or torch, fp32 or bf16: the same function within
+# rounding) do not make an output stale; other weights or another framing (hop, centre, clip length,
+# resampler) do.
+_ARITHMETIC = ("backend", "precision")
+
+
+def _up_to_date(target: Path, item: Source, embedding_size: int, settings: dict) -> bool:
+    """Whether an existing output was made from the input as it is now, with these weights and framing
+    options, and with embeddings of this size (the same weights embedded 1152 values per patch up to 0.8).
+    A record an output lacks (files of early versions) is not held against it."""
     try:
         with np.load(target) as z:
             if z["mean"].shape != (embedding_size,):
                 return False
-            if "source" not in z.files:
-                return True
-            made_from = json.loads(str(z["source"]))
+            made_from = json.loads(str(z["source"])) if "source" in z.files else None
+            made_with = json.loads(str(z["settings"])) if "settings" in z.files else None
     except Exception:  # an unreadable output is made again
         return False
-    return (made_from.get("size"), made_from.get("mtime_ns")) == (item.size, item.mtime_ns)
+    if made_with is not None and _framing(made_with) != _framing(settings):
+        return False
+    return made_from is None or (made_from.get("size"), made_from.get("mtime_ns")) == (item.size, item.mtime_ns)
+
+
+def _framing(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k not in _ARITHMETIC}

@@ -158,6 +158,31 @@ def test_an_output_of_another_embedding_size_is_made_again(model, wav_dir, tmp_p
     assert [r.status for r in process_file([path], output_dir=out, model=model)] == ["skipped"]
 
 
+def test_an_output_made_with_other_weights_or_framing_is_made_again(model, wav_dir, tmp_path):
+    """A re-run with another hop (or after a weights upgrade of the same width) must not keep stale files;
+    only the arithmetic (backend, precision: the same function within rounding) does not make them stale."""
+    path = sorted(wav_dir.glob("*.wav"))[0]
+    out = tmp_path / "feats"
+    target = out / f"{path.stem}.npz"
+    assert [r.status for r in process_file([path], output_dir=out, model=model)] == ["written"]
+    with np.load(target) as z:
+        one_patch = z["embedding"].shape
+    assert [r.status for r in process_file([path], output_dir=out, model=model, hop_size=0.5)] == ["written"]
+    with np.load(target) as z:
+        assert len(z["embedding"]) > one_patch[0] and json.loads(str(z["settings"]))["hop_size"] == 0.5
+    assert [r.status for r in process_file([path], output_dir=out, model=model, hop_size=0.5)] == ["skipped"]
+    with np.load(target) as z:  # as if another release's weights had written it
+        old = {k: z[k] for k in z.files}
+    settings = dict(json.loads(str(old["settings"])), weights_sha256="0" * 64)
+    np.savez(target, **dict(old, settings=np.array(json.dumps(settings))))
+    assert [r.status for r in process_file([path], output_dir=out, model=model, hop_size=0.5)] == ["written"]
+    with np.load(target) as z:
+        assert json.loads(str(z["settings"]))["weights_sha256"] == model.sha256
+    settings = dict(json.loads(str(old["settings"])), backend="onnx", precision="bf16")
+    np.savez(target, **dict(old, settings=np.array(json.dumps(settings))))
+    assert [r.status for r in process_file([path], output_dir=out, model=model, hop_size=0.5)] == ["skipped"]
+
+
 def test_output_name_collision(model, tmp_path):
     for sub in ("x", "y", "z"):
         (tmp_path / sub).mkdir()
