@@ -16,9 +16,11 @@ BACKENDS = ("torch", "onnx")
 DEFAULT_BATCH_SIZE = 128  # patches per forward pass; larger batches measured faster on CPU (README, Speed)
 
 
-def _option(default, help: str, flag: str, affects_output: bool = True):
-    """A field with its command-line flag and help; `affects_output`: recorded as output metadata."""
-    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "affects_output": affects_output})
+def _option(default, help: str, flag: str, affects_output: bool = True, arithmetic: bool = False):
+    """A field with its command-line flag and help; `affects_output`: recorded as output metadata;
+    `arithmetic`: it only changes how the same function is computed (outputs stay current, see `framing`)."""
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "affects_output": affects_output,
+                                                        "arithmetic": arithmetic})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +36,11 @@ class EmbedOptions:
     resampler: str = _option("soxr_hq", "Resampling filter: soxr's HQ (streaming) or resampy's kaiser_best / "
                                         "kaiser_fast.", "--resampler")
     precision: str = _option("fp32", "Encoder arithmetic: bf16 is faster on CPUs with AVX512-BF16/AMX and on "
-                                     "CUDA, fp16 on CUDA; both move embeddings slightly.", "--precision")
+                                     "CUDA, fp16 on CUDA; both move embeddings slightly.", "--precision",
+                       arithmetic=True)
     backend: str = _option("torch", "What runs the encoder: torch, or onnxruntime on the CPU (fp32; needs "
-                                    "coala-embed[onnx], not torch; embeddings within 1e-4 of torch's).", "--backend")
+                                    "coala-embed[onnx], not torch; embeddings within 1e-4 of torch's).", "--backend",
+                     arithmetic=True)
     batch_size: int = _option(DEFAULT_BATCH_SIZE, "Patches per forward pass, shared across files; results do "
                                                   "not depend on it.", "--batch-size", affects_output=False)
     num_workers: int | None = _option(
@@ -86,6 +90,13 @@ class EmbedOptions:
     def identity(self) -> dict:
         """The options that change the embeddings, as output metadata records them (with the weights' sha256)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["affects_output"]}
+
+    @classmethod
+    def framing(cls, settings: dict) -> dict:
+        """Recorded output settings (`identity` and the weights' sha256) less the arithmetic options (backend,
+        precision: the same function within rounding): an output made with other ones is stale."""
+        arithmetic = {f.name for f in dataclasses.fields(cls) if f.metadata["arithmetic"]}
+        return {k: v for k, v in settings.items() if k not in arithmetic}
 
 
 def _is_bool(x) -> bool:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import clip_mean
+from .options import EmbedOptions
 
 OUTPUT_FORMATS = ("npz", "parquet")  # the sinks of coala_embed.core.SINKS, named here for the command line
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -143,7 +144,7 @@ class NpzSink:
         # output_dir, shard, frames: the other sinks' (each input's folder is in folders)
         self.output_dirs, self.suffix, self.overwrite = folders, suffix, overwrite
         self.embedding_size = embedding_size
-        self.made_with = settings
+        self.framing = EmbedOptions.framing(settings)
         self.settings = np.array(json.dumps(settings, sort_keys=True))
         self.targets: dict[int, Path] = {}
         self.owner: dict[Path, str] = {}  # resolved target -> the input that writes it
@@ -164,7 +165,7 @@ class NpzSink:
             return FileResult(path, str(target), "failed",
                               f"{path}: output {target} would overwrite the output of {self.owner[key]}")
         self.owner[key] = path
-        if target.exists() and not self.overwrite and _up_to_date(target, item, self.embedding_size, self.made_with):
+        if target.exists() and not self.overwrite and _up_to_date(target, item, self.embedding_size, self.framing):
             return FileResult(path, str(target), "skipped")
         if not os.access(target.parent, os.W_OK):
             return FileResult(path, str(target), "failed", f"{path}: output folder {target.parent} is not writable")
@@ -189,16 +190,11 @@ class NpzSink:
         pass
 
 
-# Settings that only change the arithmetic (onnxruntime or torch, fp32 or bf16: the same function within
-# rounding) do not make an output stale; other weights or another framing (hop, centre, clip length,
-# resampler) do.
-_ARITHMETIC = ("backend", "precision")
-
-
-def _up_to_date(target: Path, item: Source, embedding_size: int, settings: dict) -> bool:
+def _up_to_date(target: Path, item: Source, embedding_size: int, framing: dict) -> bool:
     """Whether an existing output was made from the input as it is now, with these weights and framing
-    options, and with embeddings of this size (the same weights embedded 1152 values per patch up to 0.8).
-    A record an output lacks (files of early versions) is not held against it."""
+    options (`EmbedOptions.framing`: backend and precision do not count), and with embeddings of this size
+    (the same weights embedded 1152 values per patch up to 0.8). A record an output lacks (files of early
+    versions) is not held against it."""
     try:
         with np.load(target) as z:
             if z["mean"].shape != (embedding_size,):
@@ -207,10 +203,6 @@ def _up_to_date(target: Path, item: Source, embedding_size: int, settings: dict)
             made_with = json.loads(str(z["settings"])) if "settings" in z.files else None
     except Exception:  # an unreadable output is made again
         return False
-    if made_with is not None and _framing(made_with) != _framing(settings):
+    if made_with is not None and EmbedOptions.framing(made_with) != framing:
         return False
     return made_from is None or (made_from.get("size"), made_from.get("mtime_ns")) == (item.size, item.mtime_ns)
-
-
-def _framing(settings: dict) -> dict:
-    return {k: v for k, v in settings.items() if k not in _ARITHMETIC}
