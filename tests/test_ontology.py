@@ -78,3 +78,26 @@ def test_the_ontologys_own_tags_name_their_category(ontology):
     assert ontology.named("canidae, dogs, wolves") == ontology.named("canidae")
     once = ontology.expand(["bark"])
     assert set(ontology.expand(once)) == set(once)  # expanding the expanded tags adds nothing
+
+
+class _NoWordNet:
+    """WordNet knowing no word: the vocabulary builder then uses the ontology's names only."""
+
+    def synsets(self, *args):
+        return []
+
+
+def test_a_words_tags_climb_to_the_tags_its_ancestors_gave_the_corpus(ontology):
+    """training.vocabulary: a category's ancestors give the tags the corpus gave their clips, whole names
+    included ('domestic animals, pets'), never a single name of theirs ('wolves' of "Canidae, dogs, wolves")."""
+    from training.vocabulary import Builder
+
+    ontology.wordnet = _NoWordNet()
+    tags = ["bark", "dog", "domestic animals, pets", "animal", "wild animals", "canidae, dogs, wolves", "wolf",
+            "crying, sobbing", "crying", "human voice", "human sounds", "norseman"]
+    b = Builder(ontology, tags)
+    assert "norseman" not in b.sound and "wolf" not in b.category_tags("/m/dog")
+    assert b.category_tags("/m/bark") == ["bark", "dog", "domestic animals, pets", "animal"]
+    assert b.category_tags("/m/babycry") == ["crying, sobbing", "human voice", "human sounds"]
+    assert b.category_tags("/m/crying") == ["crying, sobbing", "crying", "human voice", "human sounds"]
+    assert b.category_tags("/m/canidae")[0] == "canidae, dogs, wolves"

@@ -133,19 +133,27 @@ class Builder:
     # -- the table ---------------------------------------------------------------------------------
 
     def category_tags(self, cid: str) -> list[str]:
-        """The sound tags a category is named by, then those of its ancestors' first names, nearest first
-        (Dog -> dog, ..., animal; "Canidae, dogs, wolves" above Dog gives no `wolf` to a puppy)."""
-        out = [t for alt in onto._alternatives(self.onto.name[cid]) if (t := self.tag_named(alt))]
+        """The sound tags a category is named by, then those of its ancestors, nearest first (Vacuum cleaner
+        -> 'domestic sounds, home sounds', 'sounds of things'). An ancestor gives the tag it gave the
+        training clips below it (its whole name), else that of its first name: "Canidae, dogs, wolves"
+        above Dog gives its own tag, never `wolf`, to a puppy."""
+        out = self.names_tags(cid)
         frontier, seen = deque(self.onto.parents[cid]), {cid}
         while frontier:
             c = frontier.popleft()
             if c in seen:
                 continue
             seen.add(c)
-            if tag := self.tag_named(onto._alternatives(self.onto.name[c])[0]):
-                out.append(tag)
+            out += self.names_tags(c, first_only=True)[:1]
             frontier.extend(self.onto.parents[c])
         return out
+
+    def names_tags(self, cid: str, first_only=False) -> list[str]:
+        """The sound tags a category's names are: its whole name ('domestic sounds, home sounds', the tag
+        the corpus gave its clips), then each of its names (or the first only)."""
+        alts = onto._alternatives(self.onto.name[cid])
+        whole = [self.onto.tag(cid)] if self.onto.tag(cid) in self.category else []
+        return list(dict.fromkeys(whole + [t for alt in alts[:1 if first_only else None] if (t := self.tag_named(alt))]))
 
     def tag_named(self, name: str) -> str | None:
         """The sound tag of a category's name: "Human sounds" -> human, "Breathing" -> breath."""
@@ -192,7 +200,7 @@ class Builder:
         """At most MAX_TAGS_PER_WORD sound tags for a word or phrase that is not a tag, most specific first."""
         key = _key(word)
         named = self.onto.by_key.get(key) or self.head_index.get(key) or ()
-        found = [t for cid in named for alt in onto._alternatives(self.onto.name[cid]) if (t := self.tag_named(alt))]
+        found = [t for cid in named for t in self.names_tags(cid)]
         if " " in word:  # a phrase's own words that are tags, head word first: car horn -> horn, car
             found += [t for w in reversed(word.split()) if (t := self.tag_of(w))]
         # a word that names a category takes from WordNet only its synonyms and derived forms: the first
@@ -315,9 +323,15 @@ def main(argv=None) -> int:
     p.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0 dict folder")
     p.add_argument("--data", type=Path, help="the training.prepare folder the weights were trained on: list its "
                                              "distinct training tag sets, from which each tag's vector is formed")
+    p.add_argument("--keep-tag-sets", action="store_true",
+                   help="keep the tag sets of the vocabulary.json already beside the weights (rebuild the rest)")
     args = p.parse_args(argv)
     tags = json.loads((args.weights / CONFIG_NAME).read_text())["tags"]
+    if args.data and args.keep_tag_sets:
+        p.error("--data and --keep-tag-sets both say where the tag sets come from: give one")
     tag_sets = training_tag_sets(args.data, tags) if args.data else None
+    if args.keep_tag_sets:
+        tag_sets = Vocabulary.read(args.weights / VOCABULARY_NAME, tags).tag_sets or None
     vocabulary = build(onto.load_ontology(args.ontology, args.snapshots, args.wordnet), tags, args.ontology, tag_sets)
     path = write(args.weights, vocabulary)
     n_sound = sum(map(len, vocabulary["sound_tags"].values()))
