@@ -212,3 +212,7 @@ def test_shipped_words_resolve(shipped):
     assert v.resolve("puppy")[0] == "dog"  # not a tag of corpus v5's: the table, most specific first
     assert "bird" in v.resolve("birdsong") and "vehicle" in v.resolve("traffic") and "dog" in v.resolve("hound")
     assert v.resolve("dogs barking") == ["dog", "bark"]
+    # a category's ancestors give their whole-name tags; a lemma counts only in one of its common senses
+    assert v.resolve("vacuum cleaner")[0] == "domestic sounds, home sounds"
+    assert v.resolve("sneeze") == ["respiratory sounds", "human sounds"]
+    assert "idea" not in data["words"] and "head" not in data["words"].get("toilet", [])

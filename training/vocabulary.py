@@ -171,15 +171,20 @@ class Builder:
     def _sense_tags(self, synset, related_only=False) -> list[str]:
         """Sound tags one WordNet sense reaches: synonyms and derived forms, hyponyms, hypernyms. A sense
         above or below is named by its first lemma only: structure.n.01 is "structure, construction", and
-        a kitchen (a room, a structure) has nothing to do with construction noise."""
+        a kitchen (a room, a structure) has nothing to do with construction noise. A lemma counts as its tag
+        only where the sense is one of the lemma's first MAX_SENSES: head.n.30, a ship's toilet below
+        toilet.n.01, is not the `head` the corpus means."""
+        def common(name, s):
+            return s in self.wn.synsets(name, s.pos())[:MAX_SENSES]
+
         def tags_of(s, lemmas=1):
-            return [t for n in s.lemma_names()[:lemmas] if (t := self.tag_of(n))]
+            return [t for n in s.lemma_names()[:lemmas] if (t := self.tag_of(n)) and common(n, s)]
 
         out = tags_of(synset, None)
         for lemma in synset.lemmas():
             # nltk keeps a lemma's pointers in a set: sorted, or the table changes with the hash seed
             related = sorted(lemma.derivationally_related_forms(), key=lambda d: (d.synset().name(), d.name()))
-            out += [t for d in related if (t := self.tag_of(d.name()))]
+            out += [t for d in related if (t := self.tag_of(d.name())) and common(d.name(), d.synset())]
         if related_only:
             return out
         level = [synset]
