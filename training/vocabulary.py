@@ -144,16 +144,20 @@ class Builder:
             if c in seen:
                 continue
             seen.add(c)
-            out += self.names_tags(c, first_only=True)[:1]
+            if tag := self.whole_name_tag(c) or self.tag_named(onto._alternatives(self.onto.name[c])[0]):
+                out.append(tag)
             frontier.extend(self.onto.parents[c])
         return out
 
-    def names_tags(self, cid: str, first_only=False) -> list[str]:
-        """The sound tags a category's names are: its whole name ('domestic sounds, home sounds', the tag
-        the corpus gave its clips), then each of its names (or the first only)."""
-        alts = onto._alternatives(self.onto.name[cid])
-        whole = [self.onto.tag(cid)] if self.onto.tag(cid) in self.category else []
-        return list(dict.fromkeys(whole + [t for alt in alts[:1 if first_only else None] if (t := self.tag_named(alt))]))
+    def names_tags(self, cid: str) -> list[str]:
+        """The sound tags a category's names are: its whole name, then each of its names."""
+        named = [t for alt in onto._alternatives(self.onto.name[cid]) if (t := self.tag_named(alt))]
+        return list(dict.fromkeys(([whole] if (whole := self.whole_name_tag(cid)) else []) + named))
+
+    def whole_name_tag(self, cid: str) -> str | None:
+        """The category's whole name ('domestic sounds, home sounds': the tag the corpus gave its clips) if
+        that is a sound tag."""
+        return self.onto.tag(cid) if self.onto.tag(cid) in self.category else None
 
     def tag_named(self, name: str) -> str | None:
         """The sound tag of a category's name: "Human sounds" -> human, "Breathing" -> breath."""
@@ -334,9 +338,10 @@ def main(argv=None) -> int:
     tags = json.loads((args.weights / CONFIG_NAME).read_text())["tags"]
     if args.data and args.keep_tag_sets:
         p.error("--data and --keep-tag-sets both say where the tag sets come from: give one")
-    tag_sets = training_tag_sets(args.data, tags) if args.data else None
     if args.keep_tag_sets:
         tag_sets = Vocabulary.read(args.weights / VOCABULARY_NAME, tags).tag_sets or None
+    else:
+        tag_sets = training_tag_sets(args.data, tags) if args.data else None
     vocabulary = build(onto.load_ontology(args.ontology, args.snapshots, args.wordnet), tags, args.ontology, tag_sets)
     path = write(args.weights, vocabulary)
     n_sound = sum(map(len, vocabulary["sound_tags"].values()))
