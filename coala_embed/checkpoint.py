@@ -3,8 +3,9 @@
 `config.json` carries everything needed to use the weights correctly: the network's shape, every
 front-end parameter including the per-band scaler, the tag vocabulary, and provenance. Weights are
 read with safetensors, never unpickled. A checkpoint may also hold `encoder.onnx` (the inference encoder
-for onnxruntime, coala_embed.onnx_export) and `vocabulary.json` (which tags describe sounds, and English
-words onto them; coala_embed.vocabulary), each recorded with its sha256 like the weights. Nothing here imports
+for onnxruntime, coala_embed.onnx_export), `vocabulary.json` (which tags describe sounds, and English
+words onto them; coala_embed.vocabulary) and `tag_head.safetensors` (a classifier of sound tags;
+coala_embed.tag_head), each recorded with its sha256 like the weights. Nothing here imports
 torch at import time: `load_model(..., backend="onnx")` needs only numpy, safetensors and onnxruntime.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from .audio import FrontEnd
 from .modelconfig import ModelConfig
 from .options import BACKENDS
+from .tag_head import TAG_HEAD_NAME, TagHead
 from .vocabulary import VOCABULARY_NAME, Vocabulary
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ONNX_NAME = "encoder.onnx"
 # what load_model fetches from the Hub, and so what training.export --push must upload
-CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME, VOCABULARY_NAME)
+CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME, VOCABULARY_NAME, TAG_HEAD_NAME)
 HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
 
@@ -74,6 +76,7 @@ class Model:
     onnx_path: Path | None = None
     vocabulary: Vocabulary | None = None  # None: the plain vocabulary of `tags` (every tag a sound tag)
     tag_vectors: np.ndarray | None = dataclasses.field(default=None, repr=False)  # coala_embed.tags, on first use
+    tag_head: TagHead | None = dataclasses.field(default=None, repr=False)  # None: tags ranked by cosine alone
 
     def __post_init__(self):
         if self.vocabulary is None:
@@ -224,6 +227,18 @@ def read_vocabulary(folder: Path, config: dict) -> Vocabulary | None:
         raise CheckpointError(f"{path}: malformed vocabulary ({e})") from None
 
 
+def read_tag_head(folder: Path, config: dict) -> TagHead | None:
+    """The checkpoint's verified tag head, if config.json records one (coala_embed.tag_head)."""
+    if not config.get("tag_head_file"):
+        return None
+    path = verified_file(folder, config, "tag_head")
+    try:
+        state = read_numpy_state(path, config["tag_head_sha256"])
+        return TagHead.from_state(state, config["tag_head"]["tags"], ModelConfig.from_dict(config["model"]).embedding_size)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: malformed tag head ({e})") from None
+
+
 def read_numpy_state(weights: Path, weights_sha256: str) -> dict:
     """The tensors of a safetensors file as numpy arrays, hashed and parsed from the same bytes."""
     from safetensors.numpy import load
@@ -279,7 +294,8 @@ def load_model(source=None, device=None, backend: str = "torch") -> Model:
     except (RuntimeError, AssertionError) as e:  # unknown device string, or CUDA not available
         raise ValueError(f"cannot use torch device {str(device)!r}: {e}") from None
     return Model(net=net, frontend=frontend, tags=list(config["tags"]), config=config, source=source,
-                 device=device, folder=folder, vocabulary=read_vocabulary(folder, config))
+                 device=device, folder=folder, vocabulary=read_vocabulary(folder, config),
+                 tag_head=read_tag_head(folder, config))
 
 
 def _load_numpy(folder: Path, config: dict, weights: Path, source: str, device) -> Model:
@@ -299,4 +315,5 @@ def _load_numpy(folder: Path, config: dict, weights: Path, source: str, device) 
     read_state = functools.partial(read_numpy_state, weights, config["weights_sha256"])
     return Model(net=NumpyNet(cfg, read_state), frontend=frontend, tags=list(config["tags"]),
                  config=config, source=source, device=HostDevice(), backend="onnx", folder=folder,
-                 onnx_path=onnx_path, vocabulary=read_vocabulary(folder, config))
+                 onnx_path=onnx_path, vocabulary=read_vocabulary(folder, config),
+                 tag_head=read_tag_head(folder, config))

@@ -309,8 +309,9 @@ def _expand_or_exit(inputs):
 def tags_command(inputs, top_k, all_tags, labels, list_tags, model_source, device, **option_kw):
     """Print zero-shot tags of audio files (files, folders or glob patterns).
 
-    Tags are the model's tags that describe sounds whose aligned vectors are closest (cosine similarity)
-    to the clip's aligned audio vector. One line per file: `path<TAB>tag (similarity), ...`.
+    Tags are the model's tags that describe sounds, ranked by its tag head where it has one (a log-odds
+    ratio: > 0 where the tag is likelier than a priori), else by the cosine similarity of the aligned audio
+    and tag vectors (always so with --all-tags). One line per file: `path<TAB>tag (score), ...`.
     With --labels, the given labels are ranked instead; the tags each label stands for are printed first
     (to stderr). `--list-tags` prints the tags instead.
     """
@@ -341,7 +342,7 @@ def tags_command(inputs, top_k, all_tags, labels, list_tags, model_source, devic
             failed += 1
             continue
         ranked = rank_tags(model, clip_mean(emb)[None], top_k, all_tags=all_tags, labels=labels)[0]
-        click.echo(f"{path}\t" + ", ".join(f"{tag} ({sim:.3f})" for tag, sim in ranked))
+        click.echo(f"{path}\t" + ", ".join(f"{tag} ({score:.3f})" for tag, score in ranked))
     sys.exit(1 if failed else 0)
 
 

@@ -1,6 +1,7 @@
 """The tag side of the aligned space: tag vectors, audio mapped into their space, zero-shot tags.
 
 A model loaded with backend='onnx' computes them in numpy (coala_embed.numpy_net), others in torch.
+Zero-shot tags rank the sound tags with the checkpoint's tag head where it has one (coala_embed.tag_head).
 """
 from __future__ import annotations
 
@@ -122,11 +123,11 @@ def align_audio(embeddings: np.ndarray, model=None, device=None) -> np.ndarray:
 
 def predict_tags(y, sr, top_k: int = 10, model=None, device=None, options: EmbedOptions | None = None,
                  all_tags: bool = False, labels=None, **kw):
-    """Zero-shot tags: the sound tags (all tags with all_tags=True) whose aligned vectors are closest (cosine)
-    to the audio's; or, given `labels` (words or phrases, e.g. ['dog bark', 'siren']), those labels ranked.
+    """Zero-shot tags: the model's sound tags ranked for the audio (all its tags with all_tags=True); or, given
+    `labels` (words or phrases, e.g. ['dog bark', 'siren']), those labels ranked.
 
-    Takes the arguments of `get_embedding` (y may be a list of clips); returns a list of (tag or label,
-    cosine similarity) pairs, best first, or a list of such lists for a list of clips.
+    Takes the arguments of `get_embedding` (y may be a list of clips); returns a list of (tag or label, score)
+    pairs, best first, or a list of such lists for a list of clips. The score is that of `rank_tags`.
     """
     option_kw, kw = EmbedOptions.split(kw)
     options = EmbedOptions.of(options, "predict_tags", **option_kw)
@@ -141,13 +142,31 @@ def predict_tags(y, sr, top_k: int = 10, model=None, device=None, options: Embed
 
 def rank_tags(model: Model, mean_embeddings: np.ndarray, top_k: int, all_tags: bool = False,
               labels=None) -> list[list[tuple[str, float]]]:
-    """For each clip embedding (n, D), its top_k (tag, cosine similarity) pairs, best first: among the
-    model's sound tags, all its tags (all_tags=True), or the given labels (words or phrases)."""
+    """For each clip embedding (n, D), its top_k (tag or label, score) pairs, best first: among the model's
+    sound tags, all its tags (all_tags=True), or the given labels (words or phrases).
+
+    Where the checkpoint has a tag head (coala_embed.tag_head), sound tags are scored by it: a log-odds
+    ratio, > 0 where the tag is likelier than a priori; a label by the best of the sound tags it stands for.
+    Otherwise (all_tags, a label standing for no sound tag, a checkpoint without a head) the score is the
+    cosine similarity of the aligned audio and tag vectors.
+    """
+    names, scores = tag_scores(model, mean_embeddings, all_tags=all_tags, labels=labels)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+    return [[(names[j], float(scores[r, j])) for j in row] for r, row in enumerate(order)]
+
+
+def tag_scores(model: Model, mean_embeddings: np.ndarray, all_tags: bool = False, labels=None,
+               use_head: bool = True) -> tuple[list[str], np.ndarray]:
+    """The names `rank_tags` ranks and their (n, len(names)) scores; use_head=False: cosine throughout."""
     names = list(labels) if labels is not None else model.tags if all_tags else model.vocabulary.sound_tags
+    head = model.tag_head if use_head and not all_tags else None
+    if head is not None:
+        index = {t: i for i, t in enumerate(head.tags)}
+        used = resolve_tags(names, model) if labels is not None else {t: [t] for t in names}
+        columns = [[index[t] for t in used[name] if t in index] for name in names]
+        if all(columns):
+            scores = head.scores(mean_embeddings)
+            return names, np.stack([scores[:, c].max(axis=1) for c in columns], axis=1)
     audio_vecs = align_audio(mean_embeddings, model)
     tag_vecs = get_tag_embedding([[t] for t in names], model)
-    a = audio_vecs / np.maximum(np.linalg.norm(audio_vecs, axis=1, keepdims=True), 1e-12)
-    t = tag_vecs / np.maximum(np.linalg.norm(tag_vecs, axis=1, keepdims=True), 1e-12)
-    sims = a @ t.T
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :top_k]
-    return [[(names[j], float(sims[r, j])) for j in row] for r, row in enumerate(order)]
+    return names, _unit(audio_vecs) @ _unit(tag_vecs).T

@@ -332,7 +332,18 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path, monkeyp
         export.main(["--run", str(run), "--out", str(tmp_path / "bad"), "--vocabulary-from", str(tmp_path)])
     assert not (tmp_path / "bad").exists()  # refused before anything was written
 
-    # --push uploads every file load_model fetches from the Hub (the ONNX encoder and the vocabulary too)
+    # a tag head for its sound tags, fitted on the prepared patches (training.tag_head)
+    from training import tag_head
+
+    assert tag_head.main(["--weights", str(tmp_path / "voc"), "--data", str(prepared), "--epochs", "2",
+                          "--hidden", "8"]) == 0
+    voc = coala_embed.load_model(tmp_path / "voc", device="cpu")
+    assert voc.tag_head.tags == ["tone"] and voc.tag_head.w1.shape == (1920, 8)
+    assert voc.config["tag_head"]["provenance"]["train_patches"] == int((np.asarray(
+        load_prepared(prepared, "train").tags)[:, 0] > 0).sum())
+    assert [t for t, _ in coala_embed.predict_tags(y, 22050, top_k=3, model=voc)] == ["tone"]
+
+    # --push uploads every file load_model fetches from the Hub (the ONNX encoder, vocabulary and tag head too)
     uploaded = []
 
     class FakeApi:

@@ -56,9 +56,12 @@ def test_bundled_zero_shot_tags_come_from_the_vocabulary(model):
     sr = 22050
     y = 0.1 * np.random.default_rng(1).standard_normal(2 * sr)
     tags = coala_embed.predict_tags(y, sr, top_k=5, model=model)
-    assert len(tags) == 5 and all(t in model.tags for t, _ in tags)
+    assert len(tags) == 5 and all(t in model.vocabulary.sound_tags for t, _ in tags)
     scores = [s for _, s in tags]
-    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    assert scores == sorted(scores, reverse=True) and np.isfinite(scores).all()
+    assert model.tag_head.tags == model.vocabulary.sound_tags  # ranked by the head (tests/test_tag_head.py)
+    head = model.config["tag_head"]["provenance"]
+    assert head["weights_sha256"] == model.sha256 and head["corpus_manifest_sha256"]
 
 
 def test_licence_travels_with_the_weights(model):

@@ -1,0 +1,97 @@
+"""The tag head (coala_embed.tag_head): folded exactly, verified like the weights, and what predict_tags
+ranks the sound tags by; the cosine of the aligned space where there is none or it does not apply."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import coala_embed
+from coala_embed.checkpoint import CheckpointError, bundled_weights_dir, sha256_file
+from coala_embed.tag_head import TAG_HEAD_NAME, TagHead, fold
+from coala_embed.tags import tag_scores
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return coala_embed.load_model(device="cpu")
+
+
+def _cosines(model, means, names):
+    a = coala_embed.align_audio(means, model)
+    t = coala_embed.get_tag_embedding([[n] for n in names], model)
+    return (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (t / np.linalg.norm(t, axis=1, keepdims=True)).T
+
+
+def test_the_folded_head_is_the_standardised_classifier_less_the_prior():
+    rng = np.random.default_rng(0)
+    d, hidden, n_tags = 12, 7, 5
+    w1, b1 = rng.standard_normal((hidden, d)), rng.standard_normal(hidden)
+    w2, b2 = rng.standard_normal((n_tags, hidden)), rng.standard_normal(n_tags)
+    mean, std, prior = rng.standard_normal(d), rng.uniform(0.1, 3, d), rng.standard_normal(n_tags)
+    x = rng.standard_normal((9, d)) * 2 + 1
+    direct = np.maximum((x - mean) / std @ w1.T + b1, 0) @ w2.T + b2 - prior
+    from safetensors.numpy import load, save
+
+    state = load(save(fold(w1, b1, w2, b2, mean, std, prior)))  # as written to and read from the file
+    head = TagHead.from_state(state, list("abcde"), d)
+    assert np.allclose(head.scores(x), direct, atol=1e-4)
+    with pytest.raises(ValueError, match="w2 has shape"):
+        TagHead.from_state(fold(w1, b1, w2, b2, mean, std, prior), list("abcd"), d)
+
+
+def test_the_bundled_head_ranks_the_sound_tags_and_labels(bundled):
+    head = bundled.tag_head
+    assert head is not None and head.tags == bundled.vocabulary.sound_tags
+    sr = 22050
+    y = 0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * sr) / sr)
+    mean = coala_embed.get_embedding(y, sr, model=bundled)[None]
+    scores = head.scores(mean)[0]
+    top = coala_embed.predict_tags(y, sr, top_k=5, model=bundled)
+    assert [t for t, _ in top] == [head.tags[i] for i in np.argsort(-scores, kind="stable")[:5]]
+    assert np.allclose([s for _, s in top], np.sort(scores)[::-1][:5], atol=1e-5)
+    # a label scores as the best of the sound tags it stands for
+    labels = coala_embed.predict_tags(y, sr, top_k=2, model=bundled, labels=["puppy barking", "siren"])
+    used = coala_embed.resolve_tags(["puppy barking", "siren"], model=bundled)
+    expected = {w: max(scores[head.tags.index(t)] for t in tags if t in head.tags) for w, tags in used.items()}
+    assert {w: pytest.approx(s, abs=1e-5) for w, s in labels} == expected
+    # all tags, sound or not: the cosine of the aligned space
+    every = coala_embed.predict_tags(y, sr, top_k=1000, model=bundled, all_tags=True)
+    cos = _cosines(bundled, mean, bundled.tags)[0]
+    assert sorted(every) == sorted(zip(bundled.tags, map(float, cos)))
+    names, no_head = tag_scores(bundled, mean, use_head=False)
+    assert names == bundled.vocabulary.sound_tags and np.allclose(no_head, _cosines(bundled, mean, names))
+
+
+def test_a_checkpoint_without_a_head_ranks_by_cosine(tmp_path, bundled):
+    folder = tmp_path / "nohead"
+    shutil.copytree(bundled_weights_dir(), folder)
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("tag_head_file", "tag_head_sha256", "tag_head"):
+        config.pop(key)
+    (folder / "config.json").write_text(json.dumps(config))
+    model = coala_embed.load_model(folder, device="cpu")
+    assert model.tag_head is None
+    y = 0.1 * np.random.default_rng(2).standard_normal(22050)
+    tags = coala_embed.predict_tags(y, 22050, top_k=3, model=model)
+    cos = _cosines(model, coala_embed.get_embedding(y, 22050, model=model)[None], model.vocabulary.sound_tags)[0]
+    assert np.allclose([s for _, s in tags], np.sort(cos)[::-1][:3], atol=1e-6)
+
+
+def test_a_tampered_or_misshapen_head_is_refused(tmp_path):
+    folder = tmp_path / "w"
+    shutil.copytree(bundled_weights_dir(), folder)
+    path = folder / TAG_HEAD_NAME
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        coala_embed.load_model(folder, device="cpu")
+    from safetensors.numpy import save
+
+    path.write_bytes(save({k: np.zeros((3, 3), np.float32) for k in ("w1", "b1", "w2", "b2")}))
+    config = json.loads((folder / "config.json").read_text())
+    config["tag_head_sha256"] = sha256_file(path)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="malformed tag head.*w1 has shape"):
+        coala_embed.load_model(folder, device="cpu", backend="onnx")
