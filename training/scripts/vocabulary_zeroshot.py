@@ -15,8 +15,8 @@ import json
 import numpy as np
 
 import coala_embed
-from training.evaluation.datasets import load_dataset
 from coala_embed.tags import tag_scores
+from training.evaluation.datasets import load_dataset
 from training.evaluation.zeroshot import class_tag_sets, clip_means, nearest_class_accuracy, tag_ranks
 
 
