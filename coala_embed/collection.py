@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 CACHE_DIR = ".coala-search"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: rows.npz also keeps each vector's length (norms)
 AUTO_FLOAT32_BYTES = 1 << 30  # below this, vectors are cached as float32; above, as float16 (half the memory)
 
 
@@ -33,6 +33,7 @@ class Rows:
     start: np.ndarray      # (N,) seconds covered by each vector (the whole clip without frames)
     end: np.ndarray
     vectors: np.ndarray    # (N, D) unit length, float16 or float32, memory-mapped when cached
+    norms: np.ndarray      # (N,) float32 length of each vector before: vectors * norms[:, None] are the embeddings
     settings: dict | None  # what the files' metadata records: weights_sha256 and the embedding options
     frames: bool
     cache: Path | None     # folder of the cached arrays (None: in memory only)
@@ -115,12 +116,14 @@ def _write(folder, fp, frames, meta, blocks, dtype) -> Rows:
             folder = None
     if folder is None:
         out = np.empty((n, dim), dtype)
-    at = 0
+    at, norms = 0, np.empty(n, np.float32)
     for block in blocks:
+        block = np.asarray(block, np.float32)
+        norms[at:at + len(block)] = np.linalg.norm(block, axis=-1)
         out[at:at + len(block)] = _unit(block)
         at += len(block)
     assert at == n, (at, n)
-    arrays = {k: meta[k] for k in ("files", "durations", "owner", "start", "end")}
+    arrays = {**{k: meta[k] for k in ("files", "durations", "owner", "start", "end")}, "norms": norms}
     if folder is None:
         return Rows(vectors=out, settings=meta["settings"], frames=frames, cache=None, fingerprint=fp, **arrays)
     out.flush()
@@ -144,7 +147,8 @@ def _read_cache(folder: Path, fp: str, frames: bool) -> Rows | None:
     except (OSError, ValueError, KeyError):
         return None
     return Rows(files=r["files"].tolist(), durations=r["durations"], owner=r["owner"], start=r["start"], end=r["end"],
-                vectors=vectors, settings=manifest["settings"], frames=frames, cache=folder, fingerprint=fp)
+                norms=r["norms"], vectors=vectors, settings=manifest["settings"], frames=frames, cache=folder,
+                fingerprint=fp)
 
 
 def _ranges(timestamps, duration, patch_seconds):

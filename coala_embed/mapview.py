@@ -22,6 +22,7 @@ from .collection import AUDIO_EXTENSIONS
 
 TSNE_MAX_POINTS = 2000  # auto projection: t-SNE up to here, UMAP above
 SVG_MAX_POINTS = 5000  # above, points are drawn with WebGL (Scattergl) rather than one SVG path each
+TAG_ROWS = 4096  # clips ranked at a time for the hover tags: bounded memory on large collections
 
 
 def project(x: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
@@ -104,8 +105,8 @@ def build_map(collection, out_html, png=None, model=None, color_by: str = "auto"
               title: str | None = None) -> dict:
     """Write the page (and a PNG); returns {'points', 'projection', 'seconds'}."""
     from .collection import sources
-    from . import get_tag_embedding
     from .search import Index
+    from .tags import rank_tags
 
     t0 = time.perf_counter()
     index = Index(collection, model=model, frames=False, method="exact")
@@ -118,12 +119,9 @@ def build_map(collection, out_html, png=None, model=None, color_by: str = "auto"
         import soundfile as sf
         durations = np.array([sf.info(a).duration if a else d for a, d in zip(audio, durations)])
     tags = [[] for _ in files]
-    if getattr(index.model.net, "has_tag_space", False):
-        tag_vecs = get_tag_embedding([[t] for t in index.model.tags], model=index.model)
-        tag_vecs /= np.maximum(np.linalg.norm(tag_vecs, axis=1, keepdims=True), 1e-12)
-        sims = np.asarray(index.vectors("aligned"), np.float32) @ tag_vecs.T
-        best = np.argsort(-sims, axis=1)[:, :top_tags]
-        tags = [[(index.model.tags[j], float(sims[i, j])) for j in row] for i, row in enumerate(best)]
+    if getattr(index.model.net, "has_tag_space", False):  # the sound tags, as `coala-embed tags` ranks them
+        tags = [ranked for s in range(0, len(files), TAG_ROWS) for ranked in rank_tags(
+            index.model, np.asarray(rows.vectors[s:s + TAG_ROWS], np.float32) * rows.norms[s:s + TAG_ROWS, None], top_tags)]
     xy, used = project(np.asarray(rows.vectors, np.float32), projection)
     labels = read_labels(labels_csv, label_column) if labels_csv else None
     if color_by == "auto":

@@ -64,6 +64,34 @@ def test_page_data_hover_and_audio_paths(collection, small_model, tmp_path):
     assert all(p["tags"].count("(") == 3 and abs(p["duration"] - round(p["duration"] * 2) / 2) < 0.01 for p in data)
 
 
+def test_hover_tags_are_those_coala_embed_tags_prints(collection, small_model, tmp_path):
+    """With a tag head (a random one here) the sound tags are ranked by it, on the map as on the command line."""
+    import dataclasses
+
+    import soundfile as sf
+
+    from coala_embed import predict_tags
+    from coala_embed.tag_head import TagHead
+    from coala_embed.vocabulary import Vocabulary
+
+    rng = np.random.default_rng(0)
+    tags = small_model.tags[::3]
+    d, hidden = small_model.embedding_size, 16
+    head = TagHead.from_state({"w1": rng.standard_normal((d, hidden)), "b1": rng.standard_normal(hidden),
+                               "w2": rng.standard_normal((hidden, len(tags))), "b2": rng.standard_normal(len(tags))},
+                              tags, d)
+    model = dataclasses.replace(small_model, tag_head=head, tag_vectors=None,
+                                vocabulary=Vocabulary(list(small_model.tags), {"Test": tags}, {}))
+    out = tmp_path / "map.html"
+    build_map(collection[0] / "table", out, model=model, projection="pca")
+    data = json.loads(re.search(r'id="coala-map-data">(.*?)</script>', out.read_text(), re.S).group(1))
+    for p in data:
+        y, sr = sf.read(p["file"])
+        expected = predict_tags(y, sr, top_k=3, model=model)
+        assert p["tags"] == ", ".join(f"{t} ({s:.2f})" for t, s in expected)
+        assert all(t in tags for t, _ in expected)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian: apt-get install chromium)")
 def test_chromium_renders_one_point_per_file_and_filters(collection, small_model, tmp_path):
     d, paths = collection
