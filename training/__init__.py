@@ -14,6 +14,7 @@ call the `main` of the module named in its docstring; the code lives in four sub
         loop.py           the training loop, resume, logs (`training.train`)
         export.py         a run -> a coala-embed checkpoint with provenance (`training.export`)
         soup.py           the mean of fine-tunes of one start (`training.soup`)
+        tag_head.py       a checkpoint's classifier of sound tags on its embedding (`training.tag_head`)
     training/corpus/      building the corpus and its patches (`training.corpus`, `.decontaminate`,
                           `.prepare`); its own map is in its __init__.py
     training/evaluation/  scoring checkpoints (`training.evaluate`, `.zeroshot`, `.paired`)

@@ -1,0 +1,131 @@
+"""A checkpoint's tag head (coala_embed.tag_head), fitted on the prepared patches (`python -m training.tag_head`).
+
+Embeds the prepared training and validation patches with the checkpoint's own encoder (frozen: the
+embeddings users get do not change), fits one hidden layer on them to the patches' sound tags (the
+vocabulary's; multi-label binary cross-entropy, AdamW, the epoch of lowest validation loss kept), folds the
+embedding's standardisation and each tag's prior log-odds into the layers, and writes
+`tag_head.safetensors` beside the weights with its sha256, tags and provenance in config.json.
+
+`--data` must be the prepared folder the weights were trained on (its meta.json names their tags); patches
+with no sound tag are left out. About 2 min to embed 95k patches and 2 min to fit on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import coala_embed
+from coala_embed.checkpoint import CONFIG_NAME, sha256_file
+from coala_embed.encoder import TorchEncoder
+from coala_embed.tag_head import TAG_HEAD_NAME, fold
+from training.trainer.data import load_prepared, load_prepared_meta
+
+HIDDEN = 1024     # 512 ranked ysl and openclonk worse than the cosine; 1024 better on three sets of four
+EPOCHS = 25
+LR = 1e-3
+WEIGHT_DECAY = 1e-4
+DROPOUT = 0.3
+BATCH = 512
+SEED = 0
+
+
+def embed_patches(model, patches, batch: int = 256) -> np.ndarray:
+    encoder = TorchEncoder(model)
+    return np.concatenate([encoder.submit([np.ascontiguousarray(patches[i:i + batch])])()
+                           for i in range(0, len(patches), batch)])
+
+
+def fit(x_train, y_train, x_val, y_val, hidden=HIDDEN, epochs=EPOCHS, seed=SEED, log=print):
+    """A one-hidden-layer classifier of multi-hot targets; returns its folded TagHead state and the best
+    validation loss. The output bias starts at the prior log-odds so that early epochs are not spent on it."""
+    torch.manual_seed(seed)
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+    prior = np.clip(y_train.mean(0), 1e-6, 1 - 1e-6)
+    prior_logit = np.log(prior / (1 - prior)).astype(np.float32)
+    net = torch.nn.Sequential(torch.nn.Linear(x_train.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT),
+                              torch.nn.Linear(hidden, y_train.shape[1]))
+    with torch.no_grad():
+        net[-1].bias.copy_(torch.from_numpy(prior_logit))
+    opt = torch.optim.AdamW(net.parameters(), LR, weight_decay=WEIGHT_DECAY)
+    xt, yt = torch.from_numpy((x_train - mean) / std), torch.from_numpy(y_train)
+    xv, yv = torch.from_numpy((x_val - mean) / std), torch.from_numpy(y_val)
+    loss_fn = torch.nn.functional.binary_cross_entropy_with_logits
+    best, state = float("inf"), None
+    for epoch in range(1, epochs + 1):
+        net.train()
+        for b in torch.randperm(len(xt)).split(BATCH):
+            loss = loss_fn(net(xt[b]), yt[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            val = loss_fn(net(xv), yv).item()
+        log(f"epoch {epoch}: validation BCE {val:.5f}")
+        if val < best:
+            best, state = val, {k: v.detach().clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(state)
+    layers = [t.detach().numpy() for t in (net[0].weight, net[0].bias, net[-1].weight, net[-1].bias)]
+    return fold(*layers, mean, std, prior_logit), best
+
+
+def write(folder: Path, state: dict, tags: list[str], provenance: dict) -> Path:
+    from safetensors.numpy import save
+
+    folder = Path(folder)
+    path = folder / TAG_HEAD_NAME
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(save(state))
+    os.replace(tmp, path)
+    config_path = folder / CONFIG_NAME
+    config = json.loads(config_path.read_text())
+    config["tag_head_file"], config["tag_head_sha256"] = TAG_HEAD_NAME, sha256_file(path)
+    config["tag_head"] = {"tags": list(tags), "provenance": provenance}
+    config_path.write_text(json.dumps(config, indent=1) + "\n")
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.tag_head", description=__doc__.splitlines()[0])
+    p.add_argument("--weights", required=True, type=Path, help="checkpoint folder (with its vocabulary.json)")
+    p.add_argument("--data", required=True, type=Path, help="the training.prepare folder the weights were trained on")
+    p.add_argument("--hidden", type=int, default=HIDDEN)
+    p.add_argument("--epochs", type=int, default=EPOCHS)
+    p.add_argument("--seed", type=int, default=SEED)
+    args = p.parse_args(argv)
+    start = time.time()
+    model = coala_embed.load_model(args.weights, device="cpu")
+    meta = load_prepared_meta(args.data)
+    if meta["tags"] != model.tags:
+        raise SystemExit(f"{args.data}: its tags are not the tags of {args.weights} (prepare the data the weights "
+                         "were trained on)")
+    tags = model.vocabulary.sound_tags
+    columns = [model.tags.index(t) for t in tags]
+    splits = {}
+    for split in ("train", "val"):
+        data = load_prepared(args.data, split)
+        y = np.asarray(data.tags)[:, columns].astype(np.float32)
+        rows = np.flatnonzero(y.any(axis=1))
+        splits[split] = (embed_patches(model, data.patches)[rows], y[rows])  # streamed from the memory map
+        print(f"{split}: {len(rows)} of {len(y)} patches carry a sound tag; embedded ({time.time() - start:.0f} s)")
+    state, best = fit(*splits["train"], *splits["val"], hidden=args.hidden, epochs=args.epochs, seed=args.seed)
+    provenance = {"data": str(args.data), "corpus_manifest_sha256": meta.get("corpus_manifest_sha256"),
+                  "train_patches": len(splits["train"][1]), "val_patches": len(splits["val"][1]),
+                  "hidden": args.hidden, "epochs": args.epochs, "seed": args.seed, "dropout": DROPOUT, "lr": LR,
+                  "weight_decay": WEIGHT_DECAY, "batch_size": BATCH, "best_val_bce": round(best, 6),
+                  "weights_sha256": model.sha256, "seconds": round(time.time() - start, 1),
+                  "command": "python -m training.tag_head " + " ".join(argv if argv is not None else sys.argv[1:])}
+    path = write(args.weights, state, tags, provenance)
+    print(f"wrote {path} ({len(tags)} tags, validation BCE {best:.5f}, {time.time() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
