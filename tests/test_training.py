@@ -342,6 +342,13 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path, monkeyp
     assert voc.config["tag_head"]["provenance"]["train_patches"] == int((np.asarray(
         load_prepared(prepared, "train").tags)[:, 0] > 0).sum())
     assert [t for t, _ in coala_embed.predict_tags(y, 22050, top_k=3, model=voc)] == ["tone"]
+    other = tmp_path / "other-scaler"  # patches scaled otherwise are not what the encoder sees: refused
+    shutil.copytree(prepared, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["frontend"]["scaler_max"][0] += 1.0
+    (other / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit, match="scaled with another scaler_max"):
+        tag_head.main(["--weights", str(tmp_path / "voc"), "--data", str(other), "--epochs", "1"])
 
     # --push uploads every file load_model fetches from the Hub (the ONNX encoder, vocabulary and tag head too)
     uploaded = []

@@ -106,6 +106,10 @@ def main(argv=None) -> int:
     if meta["tags"] != model.tags:
         raise SystemExit(f"{args.data}: its tags are not the tags of {args.weights} (prepare the data the weights "
                          "were trained on)")
+    for key in ("scaler_min", "scaler_max"):  # the patches must be what the encoder sees at inference
+        if not np.allclose(meta["frontend"][key], getattr(model.frontend, key), atol=1e-6):
+            raise SystemExit(f"{args.data}: its patches were scaled with another {key} than {args.weights}'s "
+                             "front end (prepare the data the weights were trained on)")
     tags = model.vocabulary.sound_tags
     columns = [model.tags.index(t) for t in tags]
     splits = {}
