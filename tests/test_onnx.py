@@ -196,6 +196,27 @@ def test_embedding_and_tags_without_torch(onnx_ckpt, model, tmp_path):
     assert out["tags"] == [t for t, _ in coala_embed.predict_tags(y, sr, top_k=3, model=model)]
 
 
+def test_bundled_tag_head_ranks_without_torch(tmp_path):
+    """The bundled weights' tag head (numpy) ranks the sound tags with no torch imported, as the torch backend does."""
+    wav = write_wav(tmp_path / "h.wav", 3.0, 22050, freq=300)
+    code = ("import json, coala_embed, soundfile as sf\n"
+            "y, sr = sf.read(sys.argv[1])\n"
+            "tags = coala_embed.predict_tags(y, sr, top_k=5, backend='onnx')\n"
+            "print(json.dumps({'tags': tags, 'torch': [m for m in sys.modules if m.startswith('torch')]}))\n")
+    done = _run_without_torch(code, str(wav))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["torch"] == ["torch"]
+    import soundfile as sf
+
+    y, sr = sf.read(wav)
+    bundled = coala_embed.load_model(device="cpu")
+    assert bundled.tag_head is not None
+    ref = coala_embed.predict_tags(y, sr, top_k=5, model=bundled)
+    assert [t for t, _ in out["tags"]] == [t for t, _ in ref]
+    assert np.allclose([s for _, s in out["tags"]], [s for _, s in ref], atol=1e-3)
+
+
 def test_cli_backend_onnx_without_torch(onnx_ckpt, model, tmp_path):
     wav = write_wav(tmp_path / "b.wav", 3.0, 22050, freq=800)
     done = _run_without_torch("from coala_embed.cli import main; main()", "--backend", "onnx", "--model",
