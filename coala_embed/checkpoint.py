@@ -216,6 +216,15 @@ def verified_file(folder: Path, config: dict, kind: str, default_name: str | Non
     return path
 
 
+def record_file(folder: Path, kind: str, path: Path, **entries):
+    """Record `path` in the checkpoint's config.json as its `<kind>_file` with `<kind>_sha256` (what
+    `verified_file` checks), plus any other top-level `entries`."""
+    config_path = Path(folder) / CONFIG_NAME
+    config = json.loads(config_path.read_text())
+    config.update({f"{kind}_file": Path(path).name, f"{kind}_sha256": sha256_file(path), **entries})
+    config_path.write_text(json.dumps(config, indent=1) + "\n")
+
+
 def read_vocabulary(folder: Path, config: dict) -> Vocabulary | None:
     """The checkpoint's verified vocabulary.json, if config.json records one."""
     if not config.get("vocabulary_file"):
@@ -231,8 +240,10 @@ def read_tag_head(folder: Path, config: dict) -> TagHead | None:
     """The checkpoint's verified tag head, if config.json records one (coala_embed.tag_head)."""
     if not config.get("tag_head_file"):
         return None
-    path = verified_file(folder, config, "tag_head")
-    try:
+    path = folder / config["tag_head_file"]
+    if not path.exists():
+        raise CheckpointError(f"{path}: tag_head file missing")
+    try:  # hashed and parsed from the same bytes: read once
         state = read_numpy_state(path, config["tag_head_sha256"])
         return TagHead.from_state(state, config["tag_head"]["tags"], ModelConfig.from_dict(config["model"]).embedding_size)
     except (ValueError, KeyError, TypeError) as e:

@@ -30,7 +30,7 @@ from collections import deque
 from functools import lru_cache
 from pathlib import Path
 
-from coala_embed.checkpoint import CONFIG_NAME, sha256_file
+from coala_embed.checkpoint import CONFIG_NAME, record_file
 from coala_embed.vocabulary import FORMAT, VOCABULARY_NAME, Vocabulary
 from training.corpus import ontology as onto
 from training.corpus.domains import REAL_WORLD_DOMAINS
@@ -295,7 +295,7 @@ def write(folder: Path, vocabulary: dict) -> Path:
         sets = ',\n "tag_sets": [\n' + ",\n".join(f"  {json.dumps(s)}" for s in vocabulary["tag_sets"]) + "\n ]"
     path = folder / VOCABULARY_NAME
     path.write_text(head[:-2] + ',\n "words": {\n' + ",\n".join(lines) + "\n }" + sets + "\n}\n")
-    _record(folder, path)
+    record_file(folder, "vocabulary", path)
     return path
 
 
@@ -313,15 +313,10 @@ def copy_into(folder: Path, source: Path) -> Path:
     an export need not rebuild it."""
     path = folder / VOCABULARY_NAME
     shutil.copyfile(source, path)
-    _record(folder, path)
+    record_file(folder, "vocabulary", path)
     return path
 
 
-def _record(folder: Path, path: Path):
-    config_path = folder / CONFIG_NAME
-    config = json.loads(config_path.read_text())
-    config["vocabulary_file"], config["vocabulary_sha256"] = VOCABULARY_NAME, sha256_file(path)
-    config_path.write_text(json.dumps(config, indent=1) + "\n")
 
 
 def main(argv=None) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import coala_embed
-from coala_embed.checkpoint import CONFIG_NAME, sha256_file
+from coala_embed.checkpoint import record_file
 from coala_embed.encoder import TorchEncoder
 from coala_embed.tag_head import TAG_HEAD_NAME, fold
 from training.trainer.data import load_prepared, load_prepared_meta
@@ -84,11 +84,7 @@ def write(folder: Path, state: dict, tags: list[str], provenance: dict) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(save(state))
     os.replace(tmp, path)
-    config_path = folder / CONFIG_NAME
-    config = json.loads(config_path.read_text())
-    config["tag_head_file"], config["tag_head_sha256"] = TAG_HEAD_NAME, sha256_file(path)
-    config["tag_head"] = {"tags": list(tags), "provenance": provenance}
-    config_path.write_text(json.dumps(config, indent=1) + "\n")
+    record_file(folder, "tag_head", path, tag_head={"tags": list(tags), "provenance": provenance})
     return path
 
 
