@@ -12,7 +12,6 @@ with no sound tag are left out. About 2 min to embed 95k patches and 2 min to fi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
