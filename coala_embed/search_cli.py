@@ -36,8 +36,9 @@ def search_command(collection, queries, text, top_k, frames, per_file, fmt, meth
 
     COLLECTION is what coala-embed wrote: a Parquet table (file or folder of shards) or a folder of .npz.
     Each QUERY is an audio file, or a time range of one (`file.wav@12.5-15`, `file.wav@60-`); `--text`
-    searches by words (`--text "dog bark"`). Scores are cosine similarities. The vectors are cached in
-    COLLECTION's `.coala-search/` folder, rebuilt when the collection changes.
+    searches by words (`--text "dog bark"`). Scores are cosine similarities, except for words alone that the
+    model's tag head scores: their log-odds ratio, as `coala-embed tags --labels` gives it. What is computed
+    from the vectors is cached in COLLECTION's `.coala-search/` folder, rebuilt when the collection changes.
     """
     from .search import Index, SearchError, hits_json
 

@@ -159,14 +159,27 @@ def tag_scores(model: Model, mean_embeddings: np.ndarray, all_tags: bool = False
                use_head: bool = True) -> tuple[list[str], np.ndarray]:
     """The names `rank_tags` ranks and their (n, len(names)) scores; use_head=False: cosine throughout."""
     names = list(labels) if labels is not None else model.tags if all_tags else model.vocabulary.sound_tags
-    head = model.tag_head if use_head and not all_tags else None
-    if head is not None:
-        index = {t: i for i, t in enumerate(head.tags)}
-        used = resolve_tags(names, model) if labels is not None else {t: [t] for t in names}
-        columns = [[index[t] for t in used[name] if t in index] for name in names]
-        if all(columns):
-            scores = head.scores(mean_embeddings)
-            return names, np.stack([scores[:, c].max(axis=1) for c in columns], axis=1)
+    columns = head_columns(model, names, words=labels is not None) if use_head and not all_tags else None
+    if columns is not None:
+        scores = model.tag_head.scores(mean_embeddings)
+        return names, np.stack([scores[:, c].max(axis=1) for c in columns], axis=1)
     audio_vecs = align_audio(mean_embeddings, model)
     tag_vecs = get_tag_embedding([[t] for t in names], model)
     return names, _unit(audio_vecs) @ _unit(tag_vecs).T
+
+
+def head_columns(model: Model, names, words: bool = True) -> list[list[int]] | None:
+    """The tag head's outputs each name stands for, or None where the head cannot score every name.
+
+    words=True: a name is a word or phrase, standing for the sound tags it resolves to (`resolve_tags`, which
+    raises ValueError naming a word that maps to no tag); words=False: a name is a tag. None where the model
+    has no head or a name stands for no tag the head scores: such names are ranked by cosine instead, and
+    the head's log-odds ratios and cosines are not on one scale, so then all are.
+    """
+    head = model.tag_head
+    if head is None:
+        return None
+    index = {t: i for i, t in enumerate(head.tags)}
+    used = resolve_tags(names, model) if words else {t: [t] for t in names}
+    columns = [[index[t] for t in used[name] if t in index] for name in names]
+    return columns if all(columns) else None

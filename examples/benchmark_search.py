@@ -8,9 +8,11 @@
    MFCCs in the same run (the project's 120-d anchor: librosa at 22050 Hz, 20 MFCCs + deltas + delta-deltas,
    mean and std over time; cosine on raw and on z-scored features). Also with the other clips of the same
    source recording (`group`) left out as well, since esc50 cuts several clips from one recording.
-2. Query by words: every esc50 class whose name the model's vocabulary resolves (coala_embed.resolve_tags).
+2. Query by words: every esc50 class whose name the model's vocabulary resolves (coala_embed.resolve_tags), as
+   searched (the tag head where the name stands for sound tags) and in the aligned space (cosine) beside it.
 3. Synthetic collections (below) of 10k, 100k, 1M vectors: exact search (memory-mapped, float32 up to 1 GiB,
    else float16, as Index does) and the faiss IVF index: build time, latency per single query, recall@10.
+   Words through the tag head at the same sizes: scoring every vector once, and a query's scan.
 4. --compare-libraries: hnswlib, usearch and faiss-cpu at 100k vectors (why faiss was chosen).
 5. Map: projections (PCA, t-SNE, UMAP) on esc50 (how well 2-D neighbours share a label; trustworthiness)
    and the whole `build_map` on a 10k-row table.
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import coala_embed  # noqa: E402
 from coala_embed.ann import ApproximateIndex  # noqa: E402
-from coala_embed.search import Index, exact_top  # noqa: E402
+from coala_embed.search import HEAD_ROWS, Index, Query, best_of, exact_top  # noqa: E402
 
 DIM = 1152
 
@@ -92,17 +94,25 @@ def esc50(data: Path, work: Path, model):
     lab = dict(zip(paths, labels))
     print(f"check: Index.top gives precision@10 {np.mean([[lab[g] == labels[i] for g in row] for i, row in enumerate(got)]):.3f}")
 
-    print("\nquery by words (classes whose names resolve to tags) | tags | precision@10 | R-precision (top 8)")
-    p10s, rps = [], []
+    print("\nquery by words (classes whose names resolve to tags) | tags | precision@10 | R-precision (top 8), "
+          "as searched (tag head) | the same in the aligned space (cosine, before 0.11)")
+    res = {"search": ([], []), "aligned": ([], [])}
     for cls in sorted(set(labels)):
         try:
             tags = model.vocabulary.resolve(cls.replace("_", " "))
         except ValueError:
             continue
+        space, query = index.query_vector(Query(text=cls))
         rel = [lab[h.path] == cls for h in index.search(text=cls, top_k=10)[0]]  # ranked: the top 8 lead
-        p10s.append(np.mean(rel)), rps.append(np.mean(rel[:8]))
-        print(f"{cls} | {' '.join(tags)} | {p10s[-1]:.2f} | {rps[-1]:.2f}")
-    print(f"mean over {len(p10s)} classes | | {np.mean(p10s):.3f} | {np.mean(rps):.3f} (chance {8 / len(paths):.3f})")
+        cos_ids = index.top("aligned", index.text_vector(cls)[None] / np.linalg.norm(index.text_vector(cls)), 10)[1][0]
+        rel_cos = [lab[index.rows.files[index.rows.owner[j]]] == cls for j in cos_ids]
+        line = [cls, " ".join(tags) + ("" if space == "head" else " (no sound tag: aligned)")]
+        for key, r in (("search", rel), ("aligned", rel_cos)):
+            res[key][0].append(np.mean(r)), res[key][1].append(np.mean(r[:8]))
+            line.append(f"{res[key][0][-1]:.2f} | {res[key][1][-1]:.2f}")
+        print(" | ".join(line))
+    print(f"mean over {len(res['search'][0])} classes | | " + " | ".join(
+        f"{np.mean(a):.3f} | {np.mean(b):.3f}" for a, b in res.values()) + f" (chance {8 / len(paths):.3f})")
     return vec, labels
 
 
@@ -160,6 +170,39 @@ def scale(sizes, work: Path, n_queries=100):
               f"{recall(ids, truth):.3f} | {mb:.0f}  (nlist {ann.index.nlist}, nprobe {ann.index.nprobe}; "
               f"data made in {t_make:.0f} s)", flush=True)
         del vec, ann
+        path.unlink()
+
+
+def head_scale(sizes, work: Path, model, n_queries=20):
+    """Words through the tag head at scale: the one-off cost of scoring every vector (Index caches it as
+    (tags, N), float16 above 1 GiB of vectors as the vectors themselves) and a query's scan of one or two rows."""
+    head = model.tag_head
+    print(f"\n## words through the tag head ({len(head.tags)} tags, hidden {head.w1.shape[1]}), random "
+          f"{model.embedding_size}-d embeddings")
+    print("vectors | cache dtype, MB | scoring every vector: s (vectors/s) | one tag: ms/query (mean, p95) | "
+          "two tags: ms/query (mean, p95)")
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        dtype = np.float32 if n * model.embedding_size * 4 <= (1 << 30) else np.float16
+        path = work / f"head-{n}.bin"
+        out = np.memmap(path, dtype=dtype, mode="w+", shape=(len(head.tags), n))
+        x = rng.standard_normal((HEAD_ROWS, model.embedding_size)).astype(np.float32)  # values do not change the cost
+        t = time.perf_counter()
+        for s in range(0, n, HEAD_ROWS):
+            e = min(n, s + HEAD_ROWS)
+            out[:, s:e] = head.scores(x[:e - s]).T
+        out.flush()
+        t_score = time.perf_counter() - t
+        lat = {1: [], 2: []}
+        for i in range(n_queries):
+            for m in lat:
+                cols = rng.choice(len(head.tags), m, replace=False)
+                t = time.perf_counter()
+                best_of(np.max([np.asarray(out[c], np.float32) for c in cols], axis=0), 10)
+                lat[m].append(time.perf_counter() - t)
+        print(f"{n:,} | {np.dtype(dtype).name}, {path.stat().st_size / 1e6:.0f} | {t_score:.1f} ({n / t_score:,.0f}) | "
+              + " | ".join(f"{1e3 * np.mean(v):.1f}, {1e3 * np.percentile(v, 95):.1f}" for v in lat.values()), flush=True)
+        del out
         path.unlink()
 
 
@@ -281,6 +324,8 @@ def main():
         if args.compare_libraries:
             compare_libraries(work)
         scale([int(s) for s in args.sizes.split(",") if s], work)
+        if model.tag_head is not None:
+            head_scale([int(s) for s in args.sizes.split(",") if s], work, model)
     print(f"# load at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -185,3 +185,48 @@ def test_cli_table_json_csv(collections, sounds, small_model, ckpt_dir):
     assert r.exit_code == 1 and "another model" in r.output
     r = runner.invoke(main, base + ["--text", "nothingatall"])
     assert r.exit_code == 1 and "'nothingatall' in 'nothingatall' maps to no tag" in r.output
+
+
+def test_words_alone_are_ranked_by_the_tag_head(sounds, tmp_path):
+    """Words that stand for sound tags: each row's score is what predict_tags(labels=[words]) gives its embedding;
+    words for no sound tag (and words with a sound) stay in the aligned space."""
+    from coala_embed.tags import tag_scores
+
+    bundled = load_model(device="cpu")
+    paths = sorted(str(p) for p in sounds.glob("*.wav"))
+    process_file(paths, output_dir=tmp_path / "t", output_format="parquet", frames=True, model=bundled)
+    index = Index(tmp_path / "t", model=bundled, frames=True)
+    embeddings = np.asarray(index.rows.vectors, np.float32) * index.rows.norms[:, None]
+    for words in ("dog barking", "bell"):
+        hits = index.search(text=words, top_k=len(index), per_file=len(index))[0]
+        _, expected = tag_scores(bundled, embeddings, labels=[words])
+        order = np.argsort(-expected[:, 0], kind="stable")
+        assert [h.score for h in hits] == pytest.approx(expected[order, 0].tolist(), abs=1e-3)
+        assert [(h.path, h.start) for h in hits] == [(index.rows.files[index.rows.owner[i]], index.rows.start[i])
+                                                     for i in order]
+    assert index.query_vector(Query(text="dog"))[0] == "head"
+    assert index.query_vector(Query(text="norseman"))[0] == "aligned"  # a tag, but no sound tag
+    assert index.query_vector(Query(paths[0], text="dog"))[0] == "aligned"
+    assert len(list(index.rows.cache.glob("head-*.bin"))) == 1
+    again = Index(tmp_path / "t", model=bundled, frames=True)
+    assert isinstance(again.vectors("head"), np.memmap)  # read from the cache, not computed again
+    assert np.array_equal(again.vectors("head"), index.vectors("head"))
+
+
+def test_arrays_computed_from_the_vectors_follow_the_collection(sounds, small_model, tmp_path):
+    """A file re-embedded with other audio keeps the collection's size: the aligned vectors must still be new."""
+    from coala_embed import align_audio, get_tag_embedding
+
+    process_file([str(sounds / "low.wav"), str(sounds / "mid.wav")], output_dir=tmp_path / "c", model=small_model)
+    process_file([str(sounds / "high.wav")], output_dir=tmp_path / "other", model=small_model)
+    first = Index(tmp_path / "c", model=small_model).search(text="tag03", top_k=2)[0]
+    time.sleep(0.01)
+    (tmp_path / "c" / "low.npz").write_bytes((tmp_path / "other" / "high.npz").read_bytes())
+    index = Index(tmp_path / "c", model=small_model)
+    hits = index.search(text="tag03", top_k=2)[0]
+    a = align_audio(np.array(index.rows.vectors, np.float32), model=small_model)
+    t = get_tag_embedding("tag03", model=small_model)
+    expected = np.sort((a @ t) / np.linalg.norm(a, axis=1) / np.linalg.norm(t))[::-1]
+    assert [h.score for h in hits] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert [h.score for h in hits] != pytest.approx([h.score for h in first], abs=1e-4)
+    assert len(list(index.rows.cache.glob("aligned-*.bin"))) == 1
