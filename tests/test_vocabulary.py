@@ -216,3 +216,9 @@ def test_shipped_words_resolve(shipped):
     assert v.resolve("vacuum cleaner")[0] == "domestic sounds, home sounds"
     assert v.resolve("sneeze") == ["respiratory sounds", "human sounds"]
     assert "idea" not in data["words"] and "head" not in data["words"].get("toilet", [])
+    # a sense too general for any three tags below it maps to none of them (0.10: object -> ice, beach, cave;
+    # device -> alarm, catapult, fan; being -> animal, person, double), and its rarer senses are not used
+    for broad in ("object", "structure", "device", "stuff", "being", "happening", "container"):
+        assert broad not in data["words"], (broad, data["words"].get(broad))
+    assert data["words"]["percussion instrument"][:2] == ["instrument", "percussion"]
+    assert data["words"]["feline"] == ["cat", "leopard", "lion"] and data["words"]["drink"] == ["liquid"]

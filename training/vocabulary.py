@@ -14,7 +14,9 @@ The table: English words that are not tags (WordNet 3.0 noun and verb lemmas of 
 irregular plurals and past forms from WordNet's exception lists, the ontology's category names and
 synonyms) onto at most MAX_TAGS_PER_WORD sound tags, most specific first: the tags of the category the
 word names, then from the word's first WordNet sense that reaches any: its synonyms and derived forms,
-its hyponyms (two levels), its hypernyms nearest first, then the ontology's ancestors of its category.
+its hyponyms (two levels, unless the sense is too general for any three of them to name it, GENERAL_DEPTH
+and BROAD_BELOW: then a word whose first sense is so takes no later sense either), its hypernyms nearest first,
+then the ontology's ancestors of its category.
 Simple plurals and -ing forms are not stored: the package strips them before looking a word up.
 
 With `--data PREPARED` (the training.prepare folder the weights were trained on) the file also lists the
@@ -38,6 +40,10 @@ from training.corpus.domains import REAL_WORLD_DOMAINS
 MAX_TAGS_PER_WORD = 3
 MAX_SENSES = 3
 HYPONYM_DEPTH = 2
+# A sense this close to WordNet's root (entity > physical entity > object > whole > artifact) or with more
+# sound tags than BROAD_BELOW below it is broader than any three of them: object -> ice, beach, cave
+GENERAL_DEPTH = 5
+BROAD_BELOW = 12
 
 # The domains of training/corpus/domains.py under the ontology's top-level names, so that one listing
 # groups every sound tag the same way.
@@ -97,6 +103,7 @@ class Builder:
 
     def __init__(self, ontology: onto.Ontology, tags: list[str]):
         self.onto, self.wn, self.tags = ontology, ontology.wordnet, list(tags)
+        self._below_cache = {}
         self.category = {t: c for t in self.tags if t not in NOT_SOUND_TAGS and (c := self._category(t))}
         self.sound = [t for t in self.tags if t in self.category]
         self.by_key = {_key(t): t for t in self.sound}
@@ -191,10 +198,8 @@ class Builder:
             out += [t for d in related if (t := self.tag_of(d.name())) and common(d.name(), d.synset())]
         if related_only:
             return out
-        level = [synset]
-        for _ in range(HYPONYM_DEPTH if synset.pos() == "n" else 0):  # verbs' hyponyms are manners of acting
-            level = [h for s in level for h in onto.by_name(s.hyponyms())]
-            out += [t for s in level for t in tags_of(s)]
+        if not self._too_broad(synset):
+            out += self._below(synset)
         frontier, seen = deque((h, 1) for h in onto.by_name(synset.hypernyms())), set()
         while frontier:
             s, depth = frontier.popleft()
@@ -204,6 +209,22 @@ class Builder:
             out += tags_of(s)
             frontier.extend((h, depth + 1) for h in onto.by_name(s.hypernyms()))
         return out
+
+    def _below(self, synset) -> list[str]:
+        """Sound tags of a noun sense's hyponyms, HYPONYM_DEPTH levels down (verbs' hyponyms are manners of acting)."""
+        if synset not in self._below_cache:
+            level, out = [synset], []
+            for _ in range(HYPONYM_DEPTH if synset.pos() == "n" else 0):
+                level = [h for s in level for h in onto.by_name(s.hyponyms())]
+                out += [t for s in level for n in s.lemma_names()[:1]
+                        if (t := self.tag_of(n)) and s in self.wn.synsets(n, s.pos())[:MAX_SENSES]]
+            self._below_cache[synset] = out
+        return self._below_cache[synset]
+
+    def _too_broad(self, synset) -> bool:
+        """A sense so general that any three tags below it would misname it (object -> ice, beach, cave, at
+        depth 2; device -> alarm, catapult, fan, 22 tags below): it takes its tags from above, or none."""
+        return synset.min_depth() <= GENERAL_DEPTH or len(set(self._below(synset))) > BROAD_BELOW
 
     def word_tags(self, word: str) -> list[str]:
         """At most MAX_TAGS_PER_WORD sound tags for a word or phrase that is not a tag, most specific first."""
@@ -216,8 +237,14 @@ class Builder:
         # sense of `siren` is a seductive woman, whose hypernyms are not the Siren category's
         senses = [s for pos in "nv" for s in self.wn.synsets(word.replace(" ", "_"), pos)[:MAX_SENSES]]
         def first_sense_tags(related_only):
-            return next((tags for s in senses if not s.instance_hypernyms()
-                         and (tags := self._sense_tags(s, related_only))), [])
+            for s in senses:
+                if s.instance_hypernyms():
+                    continue
+                if tags := self._sense_tags(s, related_only):
+                    return tags
+                if not related_only and self._below(s) and self._too_broad(s):  # tags below refused: the word's
+                    return []  # common sense is broader than they are, and a rarer sense is not what it means
+            return []
 
         above = [t for cid in named for t in self.category_tags(cid)]
         reached = first_sense_tags(related_only=bool(named))
