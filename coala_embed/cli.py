@@ -305,16 +305,26 @@ def _expand_or_exit(inputs):
                    "'dog bark,siren,rain on a window'; each stands for the tags its words resolve to.")
 @click.option("--list-tags", is_flag=True, help="Print the sound tags by broad category (with --all-tags, "
                                                   "every tag) and exit.")
+@click.option("--frames", is_flag=True, help="Tag each patch (~2.23 s) of each file too, with its time range: "
+                                              "where in a long recording the sounds are.")
+@click.option("--json", "fmt", flag_value="json", help="A JSON array, one {path, tags: [[tag, score], ...]} per "
+                                                        "file (with --frames, also frames: [{start, end, tags}]).")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV with a header: path, start, end, rank, tag, score; one "
+                                                      "row per tag (start and end empty for a whole file).")
 @_common_options
-def tags_command(inputs, top_k, all_tags, labels, list_tags, model_source, device, **option_kw):
+def tags_command(inputs, top_k, all_tags, labels, list_tags, frames, fmt, model_source, device, **option_kw):
     """Print zero-shot tags of audio files (files, folders or glob patterns).
 
     Tags are the model's tags that describe sounds, ranked by its tag head where it has one (a log-odds
     ratio: > 0 where the tag is likelier than a priori), else by the cosine similarity of the aligned audio
-    and tag vectors (always so with --all-tags). One line per file: `path<TAB>tag (score), ...`.
+    and tag vectors (always so with --all-tags). One line per file: `path<TAB>tag (score), ...` (with
+    --frames, then one line per patch: `path<TAB>start-end<TAB>tag (score), ...`), or --json, or --csv.
     With --labels, the given labels are ranked instead; the tags each label stands for are printed first
     (to stderr). `--list-tags` prints the tags instead.
     """
+    import numpy as np
+
+    from .collection import patch_ranges
     from .core import embed_files
     from .engine import clip_mean
     from .tags import rank_tags
@@ -336,14 +346,62 @@ def tags_command(inputs, top_k, all_tags, labels, list_tags, model_source, devic
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--labels")
     failed = len(problems)
-    for path, emb, _, error in embed_files([p for p, _ in files], model=model, options=EmbedOptions(**option_kw)):
+    out = _TagWriter(fmt)
+    for path, emb, stamps, error in embed_files([p for p, _ in files], model=model, options=EmbedOptions(**option_kw)):
         if error is not None:
             click.echo(f"failed: {error}", err=True)
             failed += 1
             continue
-        ranked = rank_tags(model, clip_mean(emb)[None], top_k, all_tags=all_tags, labels=labels)[0]
-        click.echo(f"{path}\t" + ", ".join(f"{tag} ({score:.3f})" for tag, score in ranked))
+        whole = rank_tags(model, clip_mean(emb)[None], top_k, all_tags=all_tags, labels=labels)[0]
+        parts = []
+        if frames:  # the head was fitted on single patches: a patch is what it knows best
+            duration = duration_of(path)
+            start, end = patch_ranges(stamps, float("inf") if duration is None else duration,
+                                      model.frontend.patch_seconds)
+            # a clip shorter than a patch is embedded at several places in one: one time range, their mean
+            ranges, group = np.unique(np.round(np.stack([start, end], axis=1), 3), axis=0, return_inverse=True)
+            group = np.ravel(group)
+            patches = np.stack([emb[group == g].mean(axis=0) for g in range(len(ranges))])
+            ranked = rank_tags(model, patches, top_k, all_tags=all_tags, labels=labels)
+            parts = [(float(a), float(b), r) for (a, b), r in zip(ranges, ranked)]
+        out.write(path, whole, parts)
+    out.close()
     sys.exit(1 if failed else 0)
+
+
+class _TagWriter:
+    """`coala-embed tags` output, streamed file by file: text lines, CSV rows, or one JSON array."""
+
+    def __init__(self, fmt: str | None):
+        import csv
+
+        self.fmt, self.first = fmt, True
+        self.csv = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
+        if fmt == "csv":
+            self.csv.writerow(["path", "start", "end", "rank", "tag", "score"])
+
+    def write(self, path: str, whole, parts):
+        import json
+
+        if self.fmt == "json":
+            item = {"path": path, "tags": [[t, round(s, 4)] for t, s in whole]}
+            if parts:
+                item["frames"] = [{"start": round(a, 3), "end": round(b, 3), "tags": [[t, round(s, 4)] for t, s in r]}
+                                  for a, b, r in parts]
+            sys.stdout.write(("[\n" if self.first else ",\n") + json.dumps(item))
+        elif self.fmt == "csv":
+            for start, end, ranked in [("", "", whole)] + [(f"{a:.3f}", f"{b:.3f}", r) for a, b, r in parts]:
+                self.csv.writerows([path, start, end, i, t, f"{s:.4f}"] for i, (t, s) in enumerate(ranked, 1))
+        else:
+            click.echo(f"{path}\t" + ", ".join(f"{tag} ({score:.3f})" for tag, score in whole))
+            for a, b, ranked in parts:
+                click.echo(f"{path}\t{a:.2f}-{b:.2f}\t" + ", ".join(f"{t} ({s:.3f})" for t, s in ranked))
+        sys.stdout.flush()
+        self.first = False
+
+    def close(self):
+        if self.fmt == "json":
+            sys.stdout.write("[]\n" if self.first else "\n]\n")
 
 
 def _list_tags(model, all_tags: bool):

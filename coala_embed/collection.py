@@ -151,7 +151,8 @@ def _read_cache(folder: Path, fp: str, frames: bool) -> Rows | None:
                 fingerprint=fp)
 
 
-def _ranges(timestamps, duration, patch_seconds):
+def patch_ranges(timestamps, duration, patch_seconds):
+    """(start, end) seconds of each patch from its centre: half a patch either side, within the file."""
     half = (patch_seconds or 0.0) / 2
     start = np.maximum(np.asarray(timestamps, np.float64) - half, 0.0)
     end = np.asarray(timestamps, np.float64) + half
@@ -204,7 +205,7 @@ def _parquet_rows(tables, frames, patch_seconds):
             for i, stamps in enumerate(ts):
                 f = file_of.get((t, i))
                 if f is not None:
-                    s, e = _ranges(stamps, durations[f], patch_seconds)
+                    s, e = patch_ranges(stamps, durations[f], patch_seconds)
                     owner.append(np.full(len(s), f, np.int64)), start.append(s), end.append(e)
         else:
             fs = [file_of[(t, i)] for i in range(pf.metadata.num_rows) if (t, i) in file_of]
@@ -271,7 +272,7 @@ def _npz_rows(paths, frames, patch_seconds):
             duration = float(ts[-1] + patch_seconds / 2)  # an estimate: the end of the last patch
         durations.append(duration)
         if frames:
-            s0, e0 = _ranges(ts, np.inf, patch_seconds)
+            s0, e0 = patch_ranges(ts, np.inf, patch_seconds)
             owner.append(np.full(len(emb), f)), start.append(s0), end.append(e0), vectors.append(emb)
         else:
             owner.append(np.array([f])), start.append(np.zeros(1)), end.append(np.array([duration]))

@@ -112,7 +112,10 @@ def test_unwritable_output_folder(run, wav_dir, tmp_path):
 
 
 def test_no_bundled_weights(run, wav_dir, tmp_path, monkeypatch):
+    from coala_embed import engine
+
     monkeypatch.setattr(ckpt_module, "bundled_weights_dir", lambda: tmp_path)
+    monkeypatch.setattr(engine, "_loaded", {})  # a bundled model loaded by an earlier test is not loaded here
     r = run(wav_dir / "a.wav", "-o", tmp_path / "feats", model=False)
     assert r.exit_code == 1 and "no weights are bundled" in r.output
 

@@ -95,3 +95,42 @@ def test_a_tampered_or_misshapen_head_is_refused(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="malformed tag head.*w1 has shape"):
         coala_embed.load_model(folder, device="cpu", backend="onnx")
+
+
+def test_cli_tags_per_patch_as_csv_and_json(tmp_path, bundled):
+    """--frames: one row per time range (a clip shorter than a patch has one: its placements' mean), scored as
+    predict_tags scores that range's embedding; --csv and --json carry the same numbers as the text."""
+    import csv
+    import io
+
+    from click.testing import CliRunner
+
+    from coala_embed.cli import main
+    from coala_embed.tags import rank_tags
+    from conftest import write_wav
+
+    long, short = write_wav(tmp_path / "long.wav", 7.0, freq=300), write_wav(tmp_path / "short.wav", 1.0, freq=900)
+    run = CliRunner().invoke
+    r = run(main, ["tags", long, short, "--frames", "--csv", "-k", "3"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == ["path", "start", "end", "rank", "tag", "score"]
+    ranges = {p: sorted({(float(x["start"]), float(x["end"])) for x in rows if x["path"] == p and x["start"]})
+              for p in (long, short)}
+    ps = bundled.frontend.patch_seconds
+    assert [s for s, _ in ranges[long][:3]] == pytest.approx([0, ps, 2 * ps], abs=0.02)  # centres +- half a patch
+    assert ranges[short] == [(0.0, 1.0)]
+    (_, emb, _, _), = coala_embed.embed_files([long], model=bundled)
+    for i, expected in enumerate(rank_tags(bundled, emb[:3], 3)):
+        got = [(x["tag"], float(x["score"])) for x in rows if x["path"] == long and x["start"]
+               and abs(float(x["start"]) - ranges[long][i][0]) < 1e-6]
+        assert [t for t, _ in got] == [t for t, _ in expected]
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-3)
+    whole = [(x["tag"], x["rank"]) for x in rows if x["path"] == short and not x["start"]]
+    r = run(main, ["tags", long, short, "--frames", "--json", "-k", "3"])
+    items = json.loads(r.stdout)
+    assert [i["path"] for i in items] == [long, short] and [(t, str(k)) for k, (t, _) in
+                                                           enumerate(items[1]["tags"], 1)] == whole
+    assert len(items[0]["frames"]) == len(ranges[long]) and items[1]["frames"][0]["tags"] == items[1]["tags"]
+    r = run(main, ["tags", long, "-k", "2"])
+    assert r.stdout.count("\n") == 1 and r.stdout.startswith(f"{long}\t")
