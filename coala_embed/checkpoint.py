@@ -77,6 +77,7 @@ class Model:
     vocabulary: Vocabulary | None = None  # None: the plain vocabulary of `tags` (every tag a sound tag)
     tag_vectors: np.ndarray | None = dataclasses.field(default=None, repr=False)  # coala_embed.tags, on first use
     tag_head: TagHead | None = dataclasses.field(default=None, repr=False)  # None: tags ranked by cosine alone
+    silence: np.ndarray | None = dataclasses.field(default=None, repr=False)  # coala_embed.tags.silent, on first use
 
     def __post_init__(self):
         if self.vocabulary is None:

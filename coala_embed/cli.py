@@ -369,6 +369,9 @@ def tags_command(inputs, top_k, all_tags, labels, list_tags, frames, fmt, model_
     sys.exit(1 if failed else 0)
 
 
+SILENCE = "(digital silence: no tags)"
+
+
 class _TagWriter:
     """`coala-embed tags` output, streamed file by file: text lines, CSV rows, or one JSON array."""
 
@@ -393,9 +396,12 @@ class _TagWriter:
             for start, end, ranked in [("", "", whole)] + [(f"{a:.3f}", f"{b:.3f}", r) for a, b, r in parts]:
                 self.csv.writerows([path, start, end, i, t, f"{s:.4f}"] for i, (t, s) in enumerate(ranked, 1))
         else:
-            click.echo(f"{path}\t" + ", ".join(f"{tag} ({score:.3f})" for tag, score in whole))
+            def line(ranked):
+                return ", ".join(f"{t} ({s:.3f})" for t, s in ranked) or SILENCE
+
+            click.echo(f"{path}\t{line(whole)}")
             for a, b, ranked in parts:
-                click.echo(f"{path}\t{a:.2f}-{b:.2f}\t" + ", ".join(f"{t} ({s:.3f})" for t, s in ranked))
+                click.echo(f"{path}\t{a:.2f}-{b:.2f}\t{line(ranked)}")
         sys.stdout.flush()
         self.first = False
 

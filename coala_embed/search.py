@@ -257,12 +257,30 @@ class Index:
     def _aligned_block(self, s: int, e: int) -> np.ndarray:
         from . import align_audio
 
-        return _unit(align_audio(np.array(self.rows.vectors[s:e], np.float32), model=self.model))
+        out = _unit(align_audio(np.array(self.rows.vectors[s:e], np.float32), model=self.model))
+        out[self._silent(s, e)] = 0.0  # digital silence matches no words (coala_embed.tags.silent)
+        return out
 
     def _head_block(self, s: int, e: int) -> np.ndarray:
-        # the head scores embeddings, not unit vectors: the cache keeps each vector's length
-        x = np.asarray(self.rows.vectors[s:e], np.float32) * self.rows.norms[s:e, None]
-        return self.model.tag_head.scores(x)
+        out = self.model.tag_head.scores(self._embeddings(s, e))
+        out[self._silent(s, e)] = -np.inf  # last: never a hit (see _hits)
+        return out
+
+    def _embeddings(self, s: int, e: int) -> np.ndarray:
+        # the head and the silence test take embeddings, not unit vectors: the cache keeps each vector's length
+        return np.asarray(self.rows.vectors[s:e], np.float32) * self.rows.norms[s:e, None]
+
+    def _silent(self, s: int, e: int) -> np.ndarray:
+        from .tags import silent
+
+        return silent(self.model, self._embeddings(s, e))
+
+    def _silent_rows(self, ids: np.ndarray) -> np.ndarray:
+        from .tags import silent
+
+        order = np.sort(ids)  # a memory map reads sorted rows fastest
+        quiet = silent(self.model, np.asarray(self.rows.vectors[order], np.float32) * self.rows.norms[order, None])
+        return np.isin(ids, order[quiet])
 
     def _derived(self, name: str, width: int, block, by_row: bool = True) -> np.ndarray:
         """(N, width) rows computed from the collection's vectors `block(start, end)` at a time ((width, N) with
@@ -345,8 +363,12 @@ class Index:
         while True:
             scores, ids = self.top(space, vec, k)
             hits, count = [], {}
+            quiet = set()
+            if space != "audio":  # words never find digital silence (its rows sink: -inf or a zero vector)
+                found = ids[0][ids[0] >= 0]
+                quiet = set(found[self._silent_rows(found)].tolist())
             for score, i in zip(scores[0], ids[0]):
-                if i < 0:
+                if i < 0 or i in quiet:
                     continue
                 f = int(rows.owner[i])
                 if count.get(f, 0) >= per_file:

@@ -230,3 +230,18 @@ def test_arrays_computed_from_the_vectors_follow_the_collection(sounds, small_mo
     assert [h.score for h in hits] == pytest.approx(expected.tolist(), abs=1e-4)
     assert [h.score for h in hits] != pytest.approx([h.score for h in first], abs=1e-4)
     assert len(list(index.rows.cache.glob("aligned-*.bin"))) == 1
+
+
+def test_digital_silence_is_never_found_by_words(sounds, tmp_path):
+    import soundfile as sf
+
+    bundled = load_model(device="cpu")
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "silence.wav", np.zeros(22050, np.float32), 22050)
+    paths = sorted(str(p) for p in sounds.glob("*.wav")) + [str(tmp_path / "in" / "silence.wav")]
+    process_file(paths, output_dir=tmp_path / "t", output_format="parquet", model=bundled)
+    index = Index(tmp_path / "t", model=bundled)
+    for words in ("wolf", "canidae, dogs, wolves", "norseman"):  # the head's first tags for silence; an aligned word
+        hits = index.search(text=words, top_k=len(index))[0]
+        assert "silence.wav" not in [os.path.basename(h.path) for h in hits]
+    assert os.path.basename(index.search([paths[-1]], top_k=1)[0][0].path) == "silence.wav"  # by sound, it is there

@@ -134,3 +134,30 @@ def test_cli_tags_per_patch_as_csv_and_json(tmp_path, bundled):
     assert len(items[0]["frames"]) == len(ranges[long]) and items[1]["frames"][0]["tags"] == items[1]["tags"]
     r = run(main, ["tags", long, "-k", "2"])
     assert r.stdout.count("\n") == 1 and r.stdout.startswith(f"{long}\t")
+
+
+def test_digital_silence_has_no_tags(tmp_path, bundled):
+    """Zeros reach the log-mel floor, whose embedding is one vector: the head ranks `wolf` first for it. A
+    silent clip or patch gets no tags, whatever the backend or precision; quiet noise (scaled up) still does."""
+    from click.testing import CliRunner
+
+    from coala_embed.cli import SILENCE, main
+    from coala_embed.tags import silent
+
+    sr = 22050
+    assert coala_embed.predict_tags(np.zeros(sr), sr, model=bundled) == []
+    assert coala_embed.predict_tags(np.zeros(3 * sr), sr, model=bundled, precision="bf16", all_tags=True) == []
+    assert coala_embed.predict_tags(np.zeros(sr), sr, backend="onnx") == []
+    assert coala_embed.predict_tags(np.zeros(sr), sr, model=bundled, labels=["dog", "norseman"]) == []
+    assert len(coala_embed.predict_tags(1e-6 * np.random.default_rng(0).standard_normal(sr), sr, model=bundled)) == 10
+    tone_then_silence = np.concatenate([0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * sr) / sr), np.zeros(6 * sr)])
+    patches = coala_embed.get_embedding(tone_then_silence, sr, model=bundled, frames=True)
+    patches = patches[0] if isinstance(patches, tuple) else patches
+    assert silent(bundled, patches).tolist() == [False, False, True, True]
+    import soundfile as sf
+
+    sf.write(tmp_path / "gap.wav", tone_then_silence.astype(np.float32), sr)
+    sf.write(tmp_path / "silence.wav", np.zeros(sr, np.float32), sr)
+    r = CliRunner().invoke(main, ["tags", str(tmp_path / "gap.wav"), str(tmp_path / "silence.wav"), "--frames", "-k", "2"])
+    lines = r.stdout.splitlines()
+    assert r.exit_code == 0 and [line.endswith(SILENCE) for line in lines] == [False, False, False, True, True, True, True]
