@@ -36,6 +36,7 @@ from .options import EmbedOptions
 APPROXIMATE_ABOVE = 250_000  # measured at 1M vectors: exact 3.9 s a query (float16 cache), approximate 13 ms
 CHUNK_ROWS = 65536
 HEAD_ROWS = 8192  # rows the tag head scores at once: its hidden layer is (HEAD_ROWS, 1024) float32
+DERIVED_VERSION = 1  # of what Index._derived computes (1: digital silence left out, 0.11); part of its cache key
 RANGE = re.compile(r"^(?P<path>.+)@(?P<start>\d+(?:\.\d*)?)?-(?P<end>\d+(?:\.\d*)?)?$")
 
 
@@ -287,8 +288,8 @@ class Index:
         by_row=False), in the vectors' float type; cached beside them under a name that holds the model's and
         the collection's fingerprints, so that a changed collection or model computes them again."""
         src, n = self.rows.vectors, len(self)
-        key = hashlib.sha256(f"{self.model.sha256}\0{self.model.config.get('tag_head_sha256')}\0"
-                             f"{self.rows.fingerprint}".encode()).hexdigest()[:16]
+        key = hashlib.sha256(f"{DERIVED_VERSION}\0{self.model.sha256}\0{self.model.config.get('tag_head_sha256')}"
+                             f"\0{self.rows.fingerprint}".encode()).hexdigest()[:16]
         path = None if self.rows.cache is None else self.rows.cache / f"{name}-{key}.bin"
         shape = (n, width) if by_row else (width, n)
         if path is not None and path.exists() and path.stat().st_size == shape[0] * shape[1] * src.itemsize:
