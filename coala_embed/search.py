@@ -5,9 +5,9 @@
     hits = index.search(["query.wav@12.5-15"], text="dog bark", top_k=10)   # one list of Hit per query
 
 Audio queries compare the audio embeddings (cosine similarity). Words alone are scored by the model's
-tag head where it has one and the words stand for sound tags: a row's score is the best log-odds ratio of
+tag head where it has one and the words stand for sound tags: a row's score is the mean log-odds ratio of
 those tags, what `predict_tags(labels=[words])` gives it (coala_embed.tag_head; on esc50-dev it put the right
-class in the top 10 more often than the cosine, precision@10 0.315 against 0.240: training/EXPERIMENTS.md).
+class in the top 10 more often than the cosine, precision@10 0.300 against 0.240: training/EXPERIMENTS.md).
 Otherwise, and for sound and words together, a query is compared in the space shared with tags (cosine of
 `align_audio` of the collection against `get_tag_embedding` of the words; together: the sum of both unit
 vectors). Exact search multiplies the query by the memory-mapped unit vectors, a block at a time; above
@@ -333,7 +333,7 @@ class Index:
         """(scores, ids) of the k best vectors per query, by this index's method."""
         if space == "head":  # a whole row per tag: a scan as fast as an index would be, and exact
             rows = self.vectors("head")
-            return best_of(np.max([np.asarray(rows[c], np.float32) for c in queries[0]], axis=0), k)
+            return best_of(np.mean([np.asarray(rows[c], np.float32) for c in queries[0]], axis=0), k)
         if self.method == "exact":
             return exact_top(self.vectors(space), queries, k)
         return self.ann(space).search(queries, k, nprobe=self.nprobe)

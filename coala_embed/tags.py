@@ -170,7 +170,9 @@ def rank_tags(model: Model, mean_embeddings: np.ndarray, top_k: int, all_tags: b
     sound tags, all its tags (all_tags=True), or the given labels (words or phrases).
 
     Where the checkpoint has a tag head (coala_embed.tag_head), sound tags are scored by it: a log-odds
-    ratio, > 0 where the tag is likelier than a priori; a label by the best of the sound tags it stands for.
+    ratio, > 0 where the tag is likelier than a priori; a label by the mean of those of the sound tags it
+    stands for (`hen` -> chicken, bird, animal: all three count, so a broad `animal` alone cannot decide; on
+    esc50-dev's 20 classes zero-shot top-1 was 33.8 % with the mean, 27.5 % with the best of them).
     Otherwise (all_tags, a label standing for no sound tag, a checkpoint without a head) the score is the
     cosine similarity of the aligned audio and tag vectors.
     """
@@ -187,7 +189,7 @@ def tag_scores(model: Model, mean_embeddings: np.ndarray, all_tags: bool = False
     columns = head_columns(model, names, words=labels is not None) if use_head and not all_tags else None
     if columns is not None:
         head = model.tag_head.scores(mean_embeddings)
-        scores = np.stack([head[:, c].max(axis=1) for c in columns], axis=1)
+        scores = np.stack([head[:, c].mean(axis=1) for c in columns], axis=1)
     else:
         audio_vecs = align_audio(mean_embeddings, model)
         scores = _unit(audio_vecs) @ _unit(get_tag_embedding([[t] for t in names], model)).T
