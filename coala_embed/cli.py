@@ -302,7 +302,8 @@ def _expand_or_exit(inputs):
                                                  "describe sounds (the others are names, places, game words).")
 @click.option("--labels", default=None, metavar="'A,B,...'",
               help="Rank these comma-separated labels instead of tags (zero-shot classification), e.g. "
-                   "'dog bark,siren,rain on a window'; each stands for the tags its words resolve to.")
+                   "'dog bark,siren,rain on a window'; each stands for the tags its words resolve to (and "
+                   "scores as their mean).")
 @click.option("--list-tags", is_flag=True, help="Print the sound tags by broad category (with --all-tags, "
                                                   "every tag) and exit.")
 @click.option("--frames", is_flag=True, help="Tag each patch (~2.23 s) of each file too, with its time range: "
