@@ -304,7 +304,7 @@ def _expand_or_exit(inputs):
               help="Rank these comma-separated labels instead of tags (zero-shot classification), e.g. "
                    "'dog bark,siren,rain on a window'; each stands for the tags its words resolve to (and "
                    "scores as their mean).")
-@click.option("--list-tags", is_flag=True, help="Print the sound tags by broad category (with --all-tags, "
+@click.option("--list-tags", "list_tags_flag", is_flag=True, help="Print the sound tags by broad category (with --all-tags, "
                                                   "every tag) and exit.")
 @click.option("--frames", is_flag=True, help="Tag each patch (~2.23 s) of each file too, with its time range: "
                                               "where in a long recording the sounds are.")
@@ -313,7 +313,7 @@ def _expand_or_exit(inputs):
 @click.option("--csv", "fmt", flag_value="csv", help="CSV with a header: path, start, end, rank, tag, score; one "
                                                       "row per tag (start and end empty for a whole file).")
 @_common_options
-def tags_command(inputs, top_k, all_tags, labels, list_tags, frames, fmt, model_source, device, **option_kw):
+def tags_command(inputs, top_k, all_tags, labels, list_tags_flag, frames, fmt, model_source, device, **option_kw):
     """Print zero-shot tags of audio files (files, folders or glob patterns).
 
     Tags are the model's tags that describe sounds, ranked by its tag head where it has one (a log-odds
@@ -323,15 +323,11 @@ def tags_command(inputs, top_k, all_tags, labels, list_tags, frames, fmt, model_
     With --labels, the given labels are ranked instead; the tags each label stands for are printed first
     (to stderr). `--list-tags` prints the tags instead.
     """
-    import numpy as np
-
-    from .collection import patch_ranges
     from .core import embed_files
-    from .engine import clip_mean
-    from .tags import rank_tags
+    from .tag_output import TagWriter, file_tags, list_tags
 
-    if list_tags:
-        _list_tags(_load(model_source, device, option_kw), all_tags)
+    if list_tags_flag:
+        click.echo(list_tags(_load(model_source, device, option_kw).vocabulary, all_tags))
         return
     if not inputs:
         raise click.UsageError("give audio FILES to tag, or --list-tags")
@@ -347,83 +343,15 @@ def tags_command(inputs, top_k, all_tags, labels, list_tags, frames, fmt, model_
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--labels")
     failed = len(problems)
-    out = _TagWriter(fmt)
+    out = TagWriter(fmt)
     for path, emb, stamps, error in embed_files([p for p, _ in files], model=model, options=EmbedOptions(**option_kw)):
         if error is not None:
             click.echo(f"failed: {error}", err=True)
             failed += 1
             continue
-        whole = rank_tags(model, clip_mean(emb)[None], top_k, all_tags=all_tags, labels=labels)[0]
-        parts = []
-        if frames:  # the head was fitted on single patches: a patch is what it knows best
-            duration = duration_of(path)
-            start, end = patch_ranges(stamps, float("inf") if duration is None else duration,
-                                      model.frontend.patch_seconds)
-            # a clip shorter than a patch is embedded at several places in one: one time range, their mean
-            ranges, group = np.unique(np.round(np.stack([start, end], axis=1), 3), axis=0, return_inverse=True)
-            group = np.ravel(group)
-            patches = np.stack([emb[group == g].mean(axis=0) for g in range(len(ranges))])
-            ranked = rank_tags(model, patches, top_k, all_tags=all_tags, labels=labels)
-            parts = [(float(a), float(b), r) for (a, b), r in zip(ranges, ranked)]
-        out.write(path, whole, parts)
+        out.write(path, *file_tags(model, path, emb, stamps, frames, top_k, all_tags=all_tags, labels=labels))
     out.close()
     sys.exit(1 if failed else 0)
-
-
-SILENCE = "(digital silence: no tags)"
-
-
-class _TagWriter:
-    """`coala-embed tags` output, streamed file by file: text lines, CSV rows, or one JSON array."""
-
-    def __init__(self, fmt: str | None):
-        import csv
-
-        self.fmt, self.first = fmt, True
-        self.csv = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
-        if fmt == "csv":
-            self.csv.writerow(["path", "start", "end", "rank", "tag", "score"])
-
-    def write(self, path: str, whole, parts):
-        import json
-
-        if self.fmt == "json":
-            item = {"path": path, "tags": [[t, round(s, 4)] for t, s in whole]}
-            if parts:
-                item["frames"] = [{"start": round(a, 3), "end": round(b, 3), "tags": [[t, round(s, 4)] for t, s in r]}
-                                  for a, b, r in parts]
-            sys.stdout.write(("[\n" if self.first else ",\n") + json.dumps(item))
-        elif self.fmt == "csv":
-            for start, end, ranked in [("", "", whole)] + [(f"{a:.3f}", f"{b:.3f}", r) for a, b, r in parts]:
-                self.csv.writerows([path, start, end, i, t, f"{s:.4f}"] for i, (t, s) in enumerate(ranked, 1))
-        else:
-            def line(ranked):
-                return ", ".join(f"{t} ({s:.3f})" for t, s in ranked) or SILENCE
-
-            click.echo(f"{path}\t{line(whole)}")
-            for a, b, ranked in parts:
-                click.echo(f"{path}\t{a:.2f}-{b:.2f}\t{line(ranked)}")
-        sys.stdout.flush()
-        self.first = False
-
-    def close(self):
-        if self.fmt == "json":
-            sys.stdout.write("[]\n" if self.first else "\n]\n")
-
-
-def _list_tags(model, all_tags: bool):
-    """The sound tags under their broad categories (a model without vocabulary.json: its tags, one a line)."""
-    vocabulary = model.vocabulary
-    groups = dict(vocabulary.categories)
-    if all_tags and groups:
-        sound = set(vocabulary.sound_tags)
-        groups["Other tags (not sounds)"] = [t for t in vocabulary.tags if t not in sound]
-    if not groups:
-        click.echo("\n".join(vocabulary.tags))
-        return
-    for name, members in groups.items():
-        click.echo(f"{name} ({len(members)}):")
-        click.echo("\n".join(f"  {t}" for t in members))
 
 
 from .search_cli import map_command, search_command  # noqa: E402  (coala-embed search, coala-embed map)

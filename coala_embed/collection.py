@@ -39,6 +39,11 @@ class Rows:
     cache: Path | None     # folder of the cached arrays (None: in memory only)
     fingerprint: str       # changes whenever a source file changes
 
+    def embeddings(self, rows) -> np.ndarray:
+        """The embeddings (float32) of some rows (a slice, or indices in increasing order): what the tag head
+        and the silence test take, where search compares unit vectors."""
+        return np.asarray(self.vectors[rows], np.float32) * self.norms[rows, None]
+
 
 def sources(collection) -> tuple[str, list[Path]]:
     """('parquet' | 'npz', files) of a table file, a folder of tables, or a folder of .npz (searched recursively)."""

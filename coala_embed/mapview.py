@@ -120,8 +120,8 @@ def build_map(collection, out_html, png=None, model=None, color_by: str = "auto"
         durations = np.array([sf.info(a).duration if a else d for a, d in zip(audio, durations)])
     tags = [[] for _ in files]
     if getattr(index.model.net, "has_tag_space", False):  # the sound tags, as `coala-embed tags` ranks them
-        tags = [ranked for s in range(0, len(files), TAG_ROWS) for ranked in rank_tags(
-            index.model, np.asarray(rows.vectors[s:s + TAG_ROWS], np.float32) * rows.norms[s:s + TAG_ROWS, None], top_tags)]
+        tags = [ranked for s in range(0, len(files), TAG_ROWS)
+                for ranked in rank_tags(index.model, rows.embeddings(slice(s, s + TAG_ROWS)), top_tags)]
     xy, used = project(np.asarray(rows.vectors, np.float32), projection)
     labels = read_labels(labels_csv, label_column) if labels_csv else None
     if color_by == "auto":

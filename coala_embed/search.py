@@ -36,7 +36,6 @@ from .options import EmbedOptions
 APPROXIMATE_ABOVE = 250_000  # measured at 1M vectors: exact 3.9 s a query (float16 cache), approximate 13 ms
 CHUNK_ROWS = 65536
 HEAD_ROWS = 8192  # rows the tag head scores at once: its hidden layer is (HEAD_ROWS, 1024) float32
-DERIVED_VERSION = 1  # of what Index._derived computes (1: digital silence left out, 0.11); part of its cache key
 RANGE = re.compile(r"^(?P<path>.+)@(?P<start>\d+(?:\.\d*)?)?-(?P<end>\d+(?:\.\d*)?)?$")
 
 
@@ -258,38 +257,18 @@ class Index:
     def _aligned_block(self, s: int, e: int) -> np.ndarray:
         from . import align_audio
 
-        out = _unit(align_audio(np.array(self.rows.vectors[s:e], np.float32), model=self.model))
-        out[self._silent(s, e)] = 0.0  # digital silence matches no words (coala_embed.tags.silent)
-        return out
+        return _unit(align_audio(np.array(self.rows.vectors[s:e], np.float32), model=self.model))
 
     def _head_block(self, s: int, e: int) -> np.ndarray:
-        out = self.model.tag_head.scores(self._embeddings(s, e))
-        out[self._silent(s, e)] = -np.inf  # last: never a hit (see _hits)
-        return out
-
-    def _embeddings(self, s: int, e: int) -> np.ndarray:
-        # the head and the silence test take embeddings, not unit vectors: the cache keeps each vector's length
-        return np.asarray(self.rows.vectors[s:e], np.float32) * self.rows.norms[s:e, None]
-
-    def _silent(self, s: int, e: int) -> np.ndarray:
-        from .tags import silent
-
-        return silent(self.model, self._embeddings(s, e))
-
-    def _silent_rows(self, ids: np.ndarray) -> np.ndarray:
-        from .tags import silent
-
-        order = np.sort(ids)  # a memory map reads sorted rows fastest
-        quiet = silent(self.model, np.asarray(self.rows.vectors[order], np.float32) * self.rows.norms[order, None])
-        return np.isin(ids, order[quiet])
+        return self.model.tag_head.scores(self.rows.embeddings(slice(s, e)))
 
     def _derived(self, name: str, width: int, block, by_row: bool = True) -> np.ndarray:
         """(N, width) rows computed from the collection's vectors `block(start, end)` at a time ((width, N) with
         by_row=False), in the vectors' float type; cached beside them under a name that holds the model's and
         the collection's fingerprints, so that a changed collection or model computes them again."""
         src, n = self.rows.vectors, len(self)
-        key = hashlib.sha256(f"{DERIVED_VERSION}\0{self.model.sha256}\0{self.model.config.get('tag_head_sha256')}"
-                             f"\0{self.rows.fingerprint}".encode()).hexdigest()[:16]
+        key = hashlib.sha256(f"{self.model.sha256}\0{self.model.config.get('tag_head_sha256')}\0"
+                             f"{self.rows.fingerprint}".encode()).hexdigest()[:16]
         path = None if self.rows.cache is None else self.rows.cache / f"{name}-{key}.bin"
         shape = (n, width) if by_row else (width, n)
         if path is not None and path.exists() and path.stat().st_size == shape[0] * shape[1] * src.itemsize:
@@ -359,15 +338,17 @@ class Index:
         return out
 
     def _hits(self, space, vec, top_k, per_file) -> list[Hit]:
+        from .tags import silent
+
         rows, n = self.rows, len(self)
         k = min(n, top_k * (4 if per_file < top_k and rows.frames else 1))
         while True:
             scores, ids = self.top(space, vec, k)
             hits, count = [], {}
             quiet = set()
-            if space != "audio":  # words never find digital silence (its rows sink: -inf or a zero vector)
-                found = ids[0][ids[0] >= 0]
-                quiet = set(found[self._silent_rows(found)].tolist())
+            if space != "audio":  # words never find digital silence: it has no tags (coala_embed.tags.silent)
+                found = np.sort(ids[0][ids[0] >= 0])
+                quiet = set(found[silent(self.model, self.rows.embeddings(found))].tolist())
             for score, i in zip(scores[0], ids[0]):
                 if i < 0 or i in quiet:
                     continue

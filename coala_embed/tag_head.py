@@ -7,8 +7,8 @@ same corpus and the frozen embedding, one hidden layer, puts it 16th; 6th instea
 notes, 39th instead of 70th on openclonk's foley, 35th instead of 44th on ysl's field recordings
 (training/EXPERIMENTS.md: other seeds of the head give 19-22.5, 6, 40 and 44-50).
 So a checkpoint may carry `tag_head.safetensors` (written by `python -m training.tag_head`); where it
-does, `predict_tags` and `coala-embed tags` rank the sound tags with it. Words, search by text and
-`get_tag_embedding` stay in the aligned space.
+does, `predict_tags`, `coala-embed tags` and search by words rank with it. `get_tag_embedding`, and words
+searched together with a sound, stay in the aligned space.
 
 A score is a log-odds ratio: the classifier's logit minus the tag's prior log-odds in the training data,
 i.e. how much likelier the tag is for this clip than for a clip at random. Without the prior, frequent

@@ -141,7 +141,8 @@ def test_digital_silence_has_no_tags(tmp_path, bundled):
     silent clip or patch gets no tags, whatever the backend or precision; quiet noise (scaled up) still does."""
     from click.testing import CliRunner
 
-    from coala_embed.cli import SILENCE, main
+    from coala_embed.cli import main
+    from coala_embed.tag_output import SILENCE
     from coala_embed.tags import silent
 
     sr = 22050

@@ -185,17 +185,11 @@ class Builder:
         a kitchen (a room, a structure) has nothing to do with construction noise. A lemma counts as its tag
         only where the sense is one of the lemma's first MAX_SENSES: head.n.30, a ship's toilet below
         toilet.n.01, is not the `head` the corpus means."""
-        def common(name, s):
-            return s in self.wn.synsets(name, s.pos())[:MAX_SENSES]
-
-        def tags_of(s, lemmas=1):
-            return [t for n in s.lemma_names()[:lemmas] if (t := self.tag_of(n)) and common(n, s)]
-
-        out = tags_of(synset, None)
+        out = self._lemma_tags(synset, None)
         for lemma in synset.lemmas():
             # nltk keeps a lemma's pointers in a set: sorted, or the table changes with the hash seed
             related = sorted(lemma.derivationally_related_forms(), key=lambda d: (d.synset().name(), d.name()))
-            out += [t for d in related if (t := self.tag_of(d.name())) and common(d.name(), d.synset())]
+            out += [t for d in related if (t := self.tag_of(d.name())) and self._common(d.name(), d.synset())]
         if related_only:
             return out
         if not self._too_broad(synset):
@@ -206,9 +200,16 @@ class Builder:
             if s in seen or depth > onto.MAX_HYPERNYM_DEPTH:
                 continue
             seen.add(s)
-            out += tags_of(s)
+            out += self._lemma_tags(s)
             frontier.extend((h, depth + 1) for h in onto.by_name(s.hypernyms()))
         return out
+
+    def _common(self, name: str, synset) -> bool:
+        return synset in self.wn.synsets(name, synset.pos())[:MAX_SENSES]
+
+    def _lemma_tags(self, synset, lemmas=1) -> list[str]:
+        """The sound tags a sense's first `lemmas` lemmas are (None: all), each where the sense is a common one."""
+        return [t for n in synset.lemma_names()[:lemmas] if (t := self.tag_of(n)) and self._common(n, synset)]
 
     def _below(self, synset) -> list[str]:
         """Sound tags of a noun sense's hyponyms, HYPONYM_DEPTH levels down (verbs' hyponyms are manners of acting)."""
@@ -216,8 +217,7 @@ class Builder:
             level, out = [synset], []
             for _ in range(HYPONYM_DEPTH if synset.pos() == "n" else 0):
                 level = [h for s in level for h in onto.by_name(s.hyponyms())]
-                out += [t for s in level for n in s.lemma_names()[:1]
-                        if (t := self.tag_of(n)) and s in self.wn.synsets(n, s.pos())[:MAX_SENSES]]
+                out += [t for s in level for t in self._lemma_tags(s)]
             self._below_cache[synset] = out
         return self._below_cache[synset]
 
