@@ -2,7 +2,7 @@
 
 COALA ranks tags by the cosine between a clip's aligned audio vector and each tag's vector. With a corpus
 whose everyday sounds are few (221 of 88,746 training patches carry `dog`), that ranking puts the right
-tag of a real recording 38th among the 543 sound tags on esc50-dev (median). A classifier trained on the
+tag of a real recording 38th among the sound tags (543 then) on esc50-dev (median). A classifier trained on the
 same corpus and the frozen embedding, one hidden layer, puts it 16th; 6th instead of 12th on held-out
 notes, 39th instead of 70th on openclonk's foley, 35th instead of 44th on ysl's field recordings
 (training/EXPERIMENTS.md: other seeds of the head give 19-22.5, 6, 40 and 44-50).

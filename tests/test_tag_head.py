@@ -78,6 +78,34 @@ def test_a_checkpoint_without_a_head_ranks_by_cosine(tmp_path, bundled):
     assert np.allclose([s for _, s in tags], np.sort(cos)[::-1][:3], atol=1e-6)
 
 
+def test_a_head_restricted_to_a_rebuilt_vocabulary_keeps_its_other_outputs(tmp_path, bundled):
+    """training.tag_head --restrict: tags a rebuilt vocabulary no longer calls sounds leave the head, the rest
+    score exactly as before; a sound tag the head never scored is refused (that needs a fit)."""
+    from coala_embed.checkpoint import record_file
+    from training import tag_head
+
+    folder = tmp_path / "w"
+    shutil.copytree(bundled_weights_dir(), folder)
+    vocabulary = json.loads((folder / "vocabulary.json").read_text())
+    dropped = [vocabulary["sound_tags"]["Animal"].pop(1), vocabulary["sound_tags"]["Music"].pop(0)]
+    vocabulary["other_tags"] += dropped
+    (folder / "vocabulary.json").write_text(json.dumps(vocabulary))
+    record_file(folder, "vocabulary", folder / "vocabulary.json")
+    assert tag_head.main(["--weights", str(folder), "--restrict"]) == 0
+    model = coala_embed.load_model(folder, device="cpu")
+    assert model.tag_head.tags == model.vocabulary.sound_tags and not set(dropped) & set(model.tag_head.tags)
+    x = np.random.default_rng(3).standard_normal((4, bundled.tag_head.w1.shape[0])).astype(np.float32)
+    columns = [bundled.tag_head.tags.index(t) for t in model.tag_head.tags]
+    assert np.array_equal(model.tag_head.scores(x), bundled.tag_head.scores(x)[:, columns])
+    assert sorted(model.config["tag_head"]["provenance"]["restricted"][-1]["dropped"]) == sorted(dropped)
+    vocabulary["sound_tags"]["Music"].insert(0, dropped[1])  # back among the sound tags: the head lost it
+    vocabulary["other_tags"].remove(dropped[1])
+    (folder / "vocabulary.json").write_text(json.dumps(vocabulary))
+    record_file(folder, "vocabulary", folder / "vocabulary.json")
+    with pytest.raises(SystemExit, match=f"scores no {dropped[1]}"):
+        tag_head.main(["--weights", str(folder), "--restrict"])
+
+
 def test_a_tampered_or_misshapen_head_is_refused(tmp_path):
     folder = tmp_path / "w"
     shutil.copytree(bundled_weights_dir(), folder)

@@ -60,15 +60,18 @@ EXTRA_SOUND_TAGS = {
         calliope charang fret fretless nylon drawbar polysynth sawtooth staccato muted percussive chromatic
         rim flam bd hh perc aah ooh melodic harmonic tango pad string electric chiff blown overdriven honky tonk
         pedal tone sustain""",
-    "Human sounds": "voice talk chat pain",
+    "Human sounds": "voice talk chat",
     "Sounds of things": """weapon tank steel brick crystal straw flesh laser muzzle battleaxe cudgel shoe spring
         mining lumber""",
     "Animal": "mammal reptilian spider fauna",
     "Channel, environment and background": "city road tavern farm church garden seashore ambiance amb",
 }
 # Tags that reach a category only by a reading the corpus does not mean: "blue" is a colour (not the
-# blues), "male"/"female" a voice's sex (not an animal), "bot" a game's bot (WordNet: the botfly).
-NOT_SOUND_TAGS = frozenset("blue male female bot dug billy interface soundtrack tower".split())
+# blues), "male"/"female" a voice's sex (not an animal), "bot" a game's bot (WordNet: the botfly). And what
+# befalls a game's character (its file names: death, die, hurt, pain, ouch): no sound's source, action,
+# material or place. As sound tags they read a dog's bark as `death, pain` and took `croak`, `burn`, `dice`.
+NOT_SOUND_TAGS = frozenset("blue male female bot dug billy interface soundtrack tower "
+                           "death die dying hurt ouch pain".split())
 # AudioSet names a sound by its source and a generic head: "Traffic noise, roadway noise" is traffic's.
 GENERIC_HEAD = re.compile(r"\s+(noise|sounds?)$")
 _key = lru_cache(maxsize=None)(onto._key)  # inflect's singular is slow, and the table asks it 10^5 times
@@ -279,6 +282,8 @@ class Builder:
         out = {}
         for word in self.words():
             base = exceptions.get(word, [word])[0].replace("_", " ")
+            if base in self.tags and base not in self.category:  # `dying` is `die`, a tag judged no sound
+                continue
             tags = [base] if base in self.category else self.word_tags(base)
             if tags:
                 out[word] = tags

@@ -8,6 +8,7 @@ embedding's standardisation and each tag's prior log-odds into the layers, and w
 
 `--data` must be the prepared folder the weights were trained on (its meta.json names their tags); patches
 with no sound tag are left out. About 2 min to embed 95k patches and 2 min to fit on 2 CPU cores.
+`--restrict` fits nothing: after a vocabulary rebuild it drops the outputs whose tags are no longer sound tags.
 """
 from __future__ import annotations
 
@@ -87,14 +88,47 @@ def write(folder: Path, state: dict, tags: list[str], provenance: dict) -> Path:
     return path
 
 
+def restrict(folder: Path) -> Path:
+    """Keep the outputs of the head beside the weights whose tags the vocabulary still calls sound tags.
+
+    A rebuilt vocabulary.json (a judgement on which words describe sounds) may drop sound tags; the head's
+    other outputs do not depend on them, whereas a fit again moves every rank by its seed (training/EXPERIMENTS.md).
+    """
+    from safetensors.numpy import load_file
+
+    model = coala_embed.load_model(folder, device="cpu")
+    head, tags = model.tag_head, model.vocabulary.sound_tags
+    if head is None:
+        raise SystemExit(f"{folder}: no tag head to restrict")
+    missing = [t for t in tags if t not in head.tags]
+    if missing:
+        raise SystemExit(f"{folder}: the head scores no {', '.join(missing[:5])}: fit it (--data) instead")
+    columns = [head.tags.index(t) for t in tags]
+    state = load_file(str(Path(folder) / TAG_HEAD_NAME))
+    state.update(w2=np.ascontiguousarray(state["w2"][:, columns]), b2=np.ascontiguousarray(state["b2"][columns]))
+    provenance = dict(model.config["tag_head"]["provenance"])
+    dropped = [t for t in head.tags if t not in tags]
+    provenance["restricted"] = provenance.get("restricted", []) + [
+        {"from_sha256": model.config["tag_head_sha256"], "dropped": dropped,
+         "vocabulary_sha256": model.config.get("vocabulary_sha256")}]
+    return write(folder, state, tags, provenance)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.tag_head", description=__doc__.splitlines()[0])
     p.add_argument("--weights", required=True, type=Path, help="checkpoint folder (with its vocabulary.json)")
-    p.add_argument("--data", required=True, type=Path, help="the training.prepare folder the weights were trained on")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--data", type=Path, help="the training.prepare folder the weights were trained on: fit")
+    what.add_argument("--restrict", action="store_true", help="no fit: drop the outputs of the head beside the "
+                                                              "weights whose tags are no longer sound tags")
     p.add_argument("--hidden", type=int, default=HIDDEN)
     p.add_argument("--epochs", type=int, default=EPOCHS)
     p.add_argument("--seed", type=int, default=SEED)
     args = p.parse_args(argv)
+    if args.restrict:
+        path = restrict(args.weights)
+        print(f"wrote {path} ({len(coala_embed.load_model(args.weights, device='cpu').tag_head.tags)} tags)")
+        return 0
     start = time.time()
     model = coala_embed.load_model(args.weights, device="cpu")
     meta = load_prepared_meta(args.data)
