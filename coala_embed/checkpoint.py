@@ -37,8 +37,9 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ONNX_NAME = "encoder.onnx"
+ONNX_INT8_NAME = "encoder.int8.onnx"  # precision='int8': encoder.onnx quantized (python -m training.quantize)
 # what load_model fetches from the Hub, and so what training.export --push must upload
-CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME, VOCABULARY_NAME, TAG_HEAD_NAME)
+CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, ONNX_NAME, ONNX_INT8_NAME, VOCABULARY_NAME, TAG_HEAD_NAME)
 HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
 

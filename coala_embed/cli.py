@@ -40,7 +40,7 @@ def _format_speed(ratio: float) -> str:
 
 def _default_backend(model, device, option_kw: dict):
     """The command line's backend when none is given: onnxruntime where it is installed and can run the
-    model (on the CPU, fp32; the bundled weights ship encoder.onnx, other checkpoints need the onnx package
+    model (on the CPU, fp32 or int8; the bundled weights ship encoder.onnx, other checkpoints need the onnx package
     to export theirs), because it starts in a fraction of a second and measured faster than torch on CPUs
     (README, Speed); else torch. A --device other than cpu, or an NVIDIA device without --device, keeps torch."""
     import importlib.util
@@ -49,7 +49,7 @@ def _default_backend(model, device, option_kw: dict):
         return
     gpu = str(device) != "cpu" if device is not None else os.path.exists("/dev/nvidiactl")
     exportable = model is None or importlib.util.find_spec("onnx") is not None
-    usable = importlib.util.find_spec("onnxruntime") is not None and option_kw.get("precision") in (None, "fp32")
+    usable = importlib.util.find_spec("onnxruntime") is not None and option_kw.get("precision") in (None, "fp32", "int8")
     option_kw["backend"] = "onnx" if usable and exportable and not gpu else "torch"
 
 
@@ -65,7 +65,12 @@ def _load(model, device, option_kw: dict):
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e))
     try:
-        return get_model(model, device, backend)
+        loaded = get_model(model, device, backend)
+        if option_kw.get("precision") == "int8":  # a checkpoint without its int8 encoder: said before any audio
+            from .onnx_export import int8_encoder
+
+            int8_encoder(loaded)
+        return loaded
     except CheckpointError as e:
         raise click.ClickException(str(e))
     except (RuntimeError, ValueError) as e:  # e.g. an unknown or unavailable torch device
@@ -116,10 +121,12 @@ _CHOICES = {"resampler": RESAMPLERS, "precision": PRECISIONS, "backend": BACKEND
 
 
 def _check_option(ctx, param, value):
-    """Validate one option as EmbedOptions does (its message, under the flag's name)."""
+    """Validate one option as EmbedOptions does (its message, under the flag's name). Rules between options
+    are checked once all are known (_load): int8 alone is valid, for the onnx backend it implies."""
     if value is not None:
+        alone = {"backend": "onnx"} if (param.name, value) == ("precision", "int8") else {}
         try:
-            EmbedOptions(**{param.name: value})
+            EmbedOptions(**{param.name: value, **alone})
         except (TypeError, ValueError) as e:
             raise click.BadParameter(str(e)) from None
     return value
@@ -135,7 +142,7 @@ def _common_options(f):
         kind = click.Choice(_CHOICES[field.name]) if field.name in _CHOICES else int if "int" in field.type else float
         default = None if field.name == "backend" else field.default  # chosen by _default_backend
         if field.name == "backend":
-            help_text += " [default: onnx where onnxruntime is installed, on the CPU at fp32; else torch]"
+            help_text += " [default: onnx where onnxruntime is installed, on the CPU at fp32 or int8; else torch]"
         f = click.option(flag, field.name, type=kind, default=default, callback=_check_option,
                          show_default=default is not None, help=help_text)(f)
     f = click.option("--device", default=None,

@@ -161,7 +161,7 @@ def make_encoder(model: Model, options: EmbedOptions):
     if options.backend == "onnx":
         from .onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(model)
+        return OnnxEncoder(model, precision=options.precision)
     from .encoder import TorchEncoder
 
     return TorchEncoder(model, options.precision)

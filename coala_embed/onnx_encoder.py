@@ -2,7 +2,8 @@
 
 `OnnxEncoder.submit(batch)` has coala_embed.encoder.TorchEncoder's interface. Sessions are built once
 per encoder and thread count and kept for the process. The encoder graph comes from
-coala_embed.onnx_export (BatchNorm folded, fp32); no torch is imported.
+coala_embed.onnx_export (BatchNorm folded, fp32), or the checkpoint's int8 quantization of it (precision='int8',
+written by training.quantize); no torch is imported.
 """
 from __future__ import annotations
 
@@ -40,14 +41,15 @@ def default_threads() -> int:
     return max(1, len(cores))
 
 
-def session(model: Model, threads: int | None = None):
-    """The onnxruntime session of model's encoder (cached by the graph's sha256 and the thread count)."""
+def session(model: Model, threads: int | None = None, precision: str = "fp32"):
+    """The onnxruntime session of model's encoder, fp32 or its int8 quantization (cached by the graph's
+    sha256 and the thread count)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise ImportError("backend='onnx' needs onnxruntime: pip install 'coala-embed[onnx]'") from None
     threads = threads or default_threads()
-    digest, graph = onnx_for(model)
+    digest, graph = onnx_for(model, precision)
     key = (digest, threads, SPIN)
     if key not in _sessions:
         options = ort.SessionOptions()
@@ -64,8 +66,8 @@ def session(model: Model, threads: int | None = None):
 class OnnxEncoder:
     """The inference encoder of `model` in onnxruntime, fed (n, n_mels, patch_frames) float32 patches."""
 
-    def __init__(self, model: Model, threads: int | None = None):
-        self.session = session(model, threads)
+    def __init__(self, model: Model, threads: int | None = None, precision: str = "fp32"):
+        self.session = session(model, threads, precision)
 
     def submit(self, batch: list[np.ndarray]) -> Callable[[], np.ndarray]:
         """Run the batch (the concatenation of the arrays); the returned function gives its (n, D) float32

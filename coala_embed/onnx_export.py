@@ -26,8 +26,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .checkpoint import CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME, CheckpointError, Model, read_config, read_numpy_state
-from .checkpoint import verified_file
+from .checkpoint import (CONFIG_NAME, ONNX_INT8_NAME, ONNX_NAME, WEIGHTS_NAME, CheckpointError, Model, read_config,
+                         read_numpy_state, verified_file)
 from .modelconfig import ModelConfig
 from .numpy_net import BN_EPS
 
@@ -112,13 +112,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coala-embed"
 
 
-def onnx_for(model: Model) -> tuple[str, Path | bytes]:
+def onnx_for(model: Model, precision: str = "fp32") -> tuple[str, Path | bytes]:
     """(sha256, what onnxruntime loads) for the encoder of `model`.
 
     A model loaded with backend='onnx': its checkpoint's encoder.onnx (verified by load_model), or one
     exported from its weights into the cache. A torch model: exported in memory from its network's current
-    weights (so it matches the TorchEncoder of the same model).
+    weights (so it matches the TorchEncoder of the same model). precision='int8': the checkpoint's
+    quantized encoder, verified here, whichever backend loaded the model.
     """
+    if precision == "int8":
+        return model.config.get("onnx_int8_sha256"), int8_encoder(model)
     cfg = model.net.cfg
     if model.backend != "onnx":
         state = {k: v.detach().float().cpu().numpy() for k, v in model.net.audio_encoder.state_dict().items()}
@@ -143,3 +146,17 @@ def onnx_for(model: Model) -> tuple[str, Path | bytes]:
     except OSError:  # a read-only home: use it from memory this time
         return digest, data
     return digest, path
+
+
+def int8_encoder(model: Model) -> Path:
+    """The checkpoint's verified encoder.int8.onnx. Quantization needs calibration audio (training.quantize
+    uses training patches), so it is made once beside the weights, never at run time."""
+    config = model.config
+    if not config.get("onnx_int8_file") or model.folder is None:
+        raise ValueError(f"{model.source}: this checkpoint has no int8 encoder ({ONNX_INT8_NAME}); use "
+                         "precision='fp32', or write one with python -m training.quantize")
+    made_from = config.get("onnx_int8", {}).get("weights_sha256")
+    if made_from != model.sha256:
+        raise CheckpointError(f"{model.folder / config['onnx_int8_file']}: quantized from other weights "
+                              f"(sha256 {made_from}, these are {model.sha256}); quantize these again")
+    return verified_file(model.folder, config, "onnx_int8")

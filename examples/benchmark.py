@@ -6,10 +6,11 @@
 Prints, as seconds of audio per wall-clock second (x real time) and as a ratio to the MFCC baseline:
 - first-file latency in a fresh process: import, model load, first and second file (`process_file`);
 - the CLI on one 1-s file and on all N files, process start included (`python -m coala_embed.cli`),
-  with each backend, against a plain librosa MFCC script over the same files as a whole process;
+  with each backend (and onnx int8 where the checkpoint has encoder.int8.onnx), against a plain librosa
+  MFCC script over the same files as a whole process;
 - end to end in process (`process_file`: decode, resample, log-mel, encoder, .npz writing), torch fp32
-  and bf16 and onnxruntime, with the front end beside the encoder (default workers) and without;
-- each stage alone: decode, resample, log-mel, the encoder in fp32 and bf16 (torch) and onnxruntime;
+  and bf16, onnxruntime fp32 and int8, with the front end beside the encoder (default workers) and without;
+- each stage alone: decode, resample, log-mel, the encoder in fp32 and bf16 (torch), onnxruntime fp32 and int8;
 - the same files through librosa: load + resample to 22050 Hz + 20 MFCCs with deltas (mean and std);
 - the resamplers: soxr HQ (the default) against resampy's kaiser_best and kaiser_fast;
 - optionally (--sweep) the encoder alone across batch sizes, plain network vs the inference path;
@@ -116,17 +117,18 @@ def staged(paths, model, batch_size, resampler="soxr_hq", precisions=("fp32", "b
                 x = torch.from_numpy(patches[i:i + batch_size]).unsqueeze(1).to(dtype)
                 net(x.contiguous(memory_format=fmt)).float().numpy()
         t[f"encoder {precision}"] = time.perf_counter() - t0
-    try:  # onnxruntime (backend="onnx"), when installed
-        from coala_embed.onnx_encoder import OnnxEncoder
+    for precision, stage in (("fp32", "encoder onnx"), ("int8", "encoder onnx int8")):
+        try:  # onnxruntime (backend="onnx"), when installed; int8 where the checkpoint has its quantized encoder
+            from coala_embed.onnx_encoder import OnnxEncoder
 
-        onnx = OnnxEncoder(model)
+            onnx = OnnxEncoder(model, precision=precision)
+        except (ImportError, ValueError):
+            continue
         onnx.submit([patches[:batch_size]])()
         t0 = time.perf_counter()
         for i in range(0, len(patches), batch_size):
             onnx.submit([patches[i:i + batch_size]])()
-        t["encoder onnx"] = time.perf_counter() - t0
-    except ImportError:
-        pass
+        t[stage] = time.perf_counter() - t0
     return t, len(patches)
 
 
@@ -359,10 +361,17 @@ def main(argv=None):
         wb = cli_wall(source, paths, tmp / "cli", "--backend", "torch", "--precision", "bf16")
         out["cli_wall"]["torch bf16"] = {"files": wb}
         row("coala-embed --backend torch --precision bf16", wb)
+        try:
+            wq = min(cli_wall(source, paths, tmp / "cli", "--backend", "onnx", "--precision", "int8")
+                     for _ in range(args.repeat))
+            out["cli_wall"]["onnx int8"] = {"files": wq}
+            row("coala-embed --backend onnx --precision int8", wq)
+        except RuntimeError as e:  # onnxruntime not installed, or a checkpoint without encoder.int8.onnx
+            log(f"  --precision int8: {str(e).strip().splitlines()[-1]}")
 
         log("\nend to end in process (process_file, writing .npz):")
         e2e = {}
-        for backend, precision in (("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32")):
+        for backend, precision in (("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx", "int8")):
             for workers in (None, 0):
                 def run():
                     with warnings.catch_warnings():
@@ -374,7 +383,7 @@ def main(argv=None):
                 label = f"{backend} {precision}, {'default workers' if workers is None else 'no workers (num_workers=0)'}"
                 try:
                     e2e[label] = row(label, best_of(args.repeat, run))
-                except ImportError as e:
+                except (ImportError, ValueError) as e:
                     log(f"  {label}: {e}")
         out["e2e"] = e2e
 
@@ -397,7 +406,7 @@ def main(argv=None):
             log(f"  one 1-s file on the command line, onnx: {out['cli_wall']['onnx']['one_second_file']:.2f} s "
                 "(target < 0.5 s)")
         for (backend, precision), stage in ((("torch", "fp32"), "encoder fp32"), (("torch", "bf16"), "encoder bf16"),
-                                            (("onnx", "fp32"), "encoder onnx")):
+                                            (("onnx", "fp32"), "encoder onnx"), (("onnx", "int8"), "encoder onnx int8")):
             best = max((v for k, v in e2e.items() if k.startswith(f"{backend} {precision},")), default=None)
             if best is not None and stage in out["stages"]:
                 ratios[f"e2e_over_encoder_{backend}_{precision}"] = best / out["stages"][stage]

@@ -262,5 +262,7 @@ def test_cli_workers_and_precision(ckpt_dir, wav_dir, tmp_path, recwarn):
             assert np.array_equal(a["embedding"], b["embedding"])
             assert not np.array_equal(a["embedding"], c["embedding"])
             assert np.allclose(a["embedding"], c["embedding"], atol=0.05 * np.abs(a["embedding"]).max())
-    bad = run("-o", tmp_path / "x", "--precision", "int8")
-    assert bad.exit_code == 2 and "int8" in bad.output
+    bad = run("-o", tmp_path / "x", "--precision", "int4")
+    assert bad.exit_code == 2 and "int4" in bad.output
+    no_int8 = run("-o", tmp_path / "y", "--precision", "int8")  # this checkpoint has no encoder.int8.onnx
+    assert no_int8.exit_code == 1 and "training.quantize" in no_int8.output and not (tmp_path / "y").exists()

@@ -350,6 +350,15 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path, monkeyp
     with pytest.raises(SystemExit, match="scaled with another scaler_max"):
         tag_head.main(["--weights", str(tmp_path / "voc"), "--data", str(other), "--epochs", "1"])
 
+    # its int8 encoder, calibrated on the same prepared patches (training.quantize)
+    from training import quantize
+
+    assert quantize.main(["--weights", str(tmp_path / "voc"), "--data", str(prepared)]) == 0
+    voc = coala_embed.load_model(tmp_path / "voc", backend="onnx")
+    fp32 = coala_embed.get_embedding(y, 22050, model=voc, backend="onnx")
+    int8 = coala_embed.get_embedding(y, 22050, model=voc, backend="onnx", precision="int8")
+    assert not np.array_equal(fp32, int8) and np.dot(fp32, int8) / np.linalg.norm(fp32) / np.linalg.norm(int8) > 0.98
+
     # --push uploads every file load_model fetches from the Hub (the ONNX encoder, vocabulary and tag head too)
     uploaded = []
 

@@ -51,7 +51,9 @@ def _model_runner(model, batch_size: int, precision: str = "fp32"):
     from coala_embed import clip_mean, embed_files
 
     def run(paths):
-        for path, emb, _, error in embed_files(paths, model=model, batch_size=batch_size, precision=precision):
+        backend = "onnx" if precision == "int8" else "torch"  # int8: the checkpoint's quantized onnx encoder
+        for path, emb, _, error in embed_files(paths, model=model, batch_size=batch_size, precision=precision,
+                                               backend=backend):
             if error is not None:
                 yield path, None, error
             else:  # exactly process_file's `mean`

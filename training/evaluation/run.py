@@ -220,9 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data set for the t-SNE map: a set name, 'auto' (the first) or 'none'")
     p.add_argument("--no-correlation", action="store_true", help="skip the CCA correlation analysis")
     p.add_argument("--batch-size", type=int, default=32, help="patches per encoder forward pass (default 32)")
-    p.add_argument("--precision", action="append", choices=("fp32", "bf16", "fp16"), default=None,
+    p.add_argument("--precision", action="append", choices=("fp32", "bf16", "fp16", "int8"), default=None,
                    help="encoder precision of each --model; repeat to compare (e.g. --precision fp32 --precision bf16; "
-                        "the extra ones are named NAME-bf16); default fp32")
+                        "the extra ones are named NAME-bf16; int8: the checkpoint's quantized encoder in onnxruntime); default fp32")
     p.add_argument("--device", default=None, help="torch device for the encoders (default: CUDA if available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice / OMP_NUM_THREADS)")
     p.add_argument("--jobs", type=int, default=1, help="classifier fits run in parallel (joblib; default 1); same results")

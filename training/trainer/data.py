@@ -66,6 +66,20 @@ def load_prepared_meta(folder) -> dict:
     return json.loads((Path(folder) / "meta.json").read_text())
 
 
+def prepared_for(model, folder) -> dict:
+    """The meta of a prepared folder, checked to be what the model was trained on: its tags, and patches
+    scaled as the model's front end scales them (what its encoder sees at inference)."""
+    meta = load_prepared_meta(folder)
+    if meta["tags"] != model.tags:
+        raise SystemExit(f"{folder}: its tags are not the tags of {model.source} (prepare the data the weights "
+                         "were trained on)")
+    for key in ("scaler_min", "scaler_max"):
+        if not np.allclose(meta["frontend"][key], getattr(model.frontend, key), atol=1e-6):
+            raise SystemExit(f"{folder}: its patches were scaled with another {key} than {model.source}'s "
+                             "front end (prepare the data the weights were trained on)")
+    return meta
+
+
 def load_hdf5(path) -> PatchSet:
     """A published COALA HDF5 file (spec_tags_top_1000[_val]); read lazily through h5py."""
     import h5py

@@ -25,7 +25,7 @@ import coala_embed
 from coala_embed.checkpoint import record_file
 from coala_embed.encoder import TorchEncoder
 from coala_embed.tag_head import TAG_HEAD_NAME, fold
-from training.trainer.data import load_prepared, load_prepared_meta
+from training.trainer.data import load_prepared, prepared_for
 
 HIDDEN = 1024     # 512 ranked ysl and openclonk worse than the cosine; 1024 better on three sets of four
 EPOCHS = 25
@@ -131,14 +131,7 @@ def main(argv=None) -> int:
         return 0
     start = time.time()
     model = coala_embed.load_model(args.weights, device="cpu")
-    meta = load_prepared_meta(args.data)
-    if meta["tags"] != model.tags:
-        raise SystemExit(f"{args.data}: its tags are not the tags of {args.weights} (prepare the data the weights "
-                         "were trained on)")
-    for key in ("scaler_min", "scaler_max"):  # the patches must be what the encoder sees at inference
-        if not np.allclose(meta["frontend"][key], getattr(model.frontend, key), atol=1e-6):
-            raise SystemExit(f"{args.data}: its patches were scaled with another {key} than {args.weights}'s "
-                             "front end (prepare the data the weights were trained on)")
+    meta = prepared_for(model, args.data)
     tags = model.vocabulary.sound_tags
     columns = [model.tags.index(t) for t in tags]
     splits = {}
