@@ -87,7 +87,7 @@ def embed_jobs(model: Model, jobs: Iterable[tuple[object, Callable[[], Iterator]
     """
     batch_size, num_workers = options.batch_size, options.num_workers
     if num_workers is None:
-        num_workers = pipeline.default_workers(model.device.type)
+        num_workers = pipeline.default_workers(model.device.type, options.precision)
     queue: collections.deque[_Job] = collections.deque()
     batch: list[np.ndarray] = []
     owners: list[tuple[_Job, int]] = []

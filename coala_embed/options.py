@@ -46,7 +46,8 @@ class EmbedOptions:
                                                   "not depend on it.", "--batch-size", affects_output=False)
     num_workers: int | None = _option(
         None, "Threads decoding and computing log-mel of the next files while the encoder runs; 0: none "
-              "[default: 1 on CPU (2 above 8 cores), up to 8 with CUDA].", "--workers", affects_output=False)
+              "[default: 1 on CPU (2 above 8 cores), one a core up to 8 with int8, up to 8 with CUDA].",
+        "--workers", affects_output=False)
 
     def __post_init__(self):
         _check_number("hop_size", self.hop_size, positive=True, optional=True)
@@ -98,9 +99,13 @@ class EmbedOptions:
     @classmethod
     def framing(cls, settings: dict) -> dict:
         """Recorded output settings (`identity` and the weights' sha256) less the arithmetic options (backend,
-        precision: the same function within rounding): an output made with other ones is stale."""
+        precision: the same function within rounding): an output made with other ones is stale. Except int8:
+        the quantized encoder is another function (embeddings 2.5 % away, cosine 0.9994), so it counts."""
         arithmetic = {f.name for f in dataclasses.fields(cls) if f.metadata["arithmetic"]}
-        return {k: v for k, v in settings.items() if k not in arithmetic}
+        out = {k: v for k, v in settings.items() if k not in arithmetic}
+        if settings.get("precision") == "int8":
+            out.update(precision="int8", backend="onnx")
+        return out
 
 
 def _is_bool(x) -> bool:

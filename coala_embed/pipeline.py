@@ -15,10 +15,14 @@ import threading
 from typing import Callable, Iterable, Iterator
 
 
-def default_workers(device_type: str = "cpu") -> int:
+def default_workers(device_type: str = "cpu", precision: str = "fp32") -> int:
     """Front-end threads: on CPU the encoder already uses the cores, and one thread beside it hides most
-    of the front end on small machines; a GPU encoder is fast, so the front end gets the CPU cores."""
+    of the front end on small machines; a GPU encoder is fast, so the front end gets the CPU cores. So does
+    the int8 encoder, a fifth of the front end's time: on 2 cores, 2 threads ran the CLI in 0.83 s, 1 in 0.94 s
+    (training/EXPERIMENTS.md)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device_type == "cpu" and precision == "int8":
+        return max(1, min(8, cpus))
     if device_type == "cpu":
         return 1 if cpus <= 8 else 2
     return max(1, min(8, cpus - 1))

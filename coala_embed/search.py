@@ -175,9 +175,10 @@ class Index:
 
     def _options(self) -> dict:
         """The options the collection was embedded with, so a query is framed as its rows were; the
-        arithmetic (backend, precision) stays this model's: it moves embeddings by < 1e-4, not framing."""
+        arithmetic (backend, precision) stays this model's, within rounding, unless the rows are int8
+        (EmbedOptions.framing)."""
         recorded, _ = EmbedOptions.split(self.rows.settings or {})
-        return {k: v for k, v in recorded.items() if k not in ("backend", "precision")}
+        return EmbedOptions.framing(recorded)
 
     # -- queries ---------------------------------------------------------------------------------------------
     def embed_query(self, q: Query) -> np.ndarray:

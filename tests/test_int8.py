@@ -7,6 +7,7 @@ line without torch.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -159,3 +160,34 @@ def test_the_bundled_int8_encoder_is_close_to_fp32():
     fp32 = coala_embed.get_embedding(y, 22050, model=model, backend="onnx")
     int8 = coala_embed.get_embedding(y, 22050, model=model, backend="onnx", precision="int8")
     assert _cosines(fp32, int8) > 0.995
+
+
+def test_int8_gives_the_front_end_every_core(monkeypatch):
+    """The int8 encoder takes a fraction of the front end's time: its default workers are one a core (up to 8)."""
+    from coala_embed import pipeline
+
+    for cpus, fp32, int8 in ((2, 1, 2), (6, 1, 6), (16, 2, 8)):
+        monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
+        assert (pipeline.default_workers("cpu"), pipeline.default_workers("cpu", "int8")) == (fp32, int8)
+
+
+def test_int8_outputs_are_not_fp32_outputs_and_search_embeds_queries_as_its_rows(int8_ckpt, tmp_path):
+    """An .npz made at fp32 is stale for an int8 run and the other way round (bf16 is not: rounding); a
+    collection embedded in int8 embeds its queries in int8, so a file finds itself at cosine 1."""
+    from coala_embed.search import search
+
+    wavs = [write_wav(tmp_path / f"{n}.wav", 3.0, 22050, freq=f, seed=i)
+            for i, (n, f) in enumerate((("a", 300), ("b", 1200), ("c", 2500)))]
+    model = load_model(int8_ckpt, backend="onnx")
+    out = tmp_path / "feats"
+
+    def statuses(**kw):
+        return [r.status for r in coala_embed.process_file(wavs, output_dir=out, model=model, backend="onnx", **kw)]
+
+    assert statuses() == ["written"] * 3
+    assert statuses(precision="int8") == ["written"] * 3
+    assert statuses(precision="int8") == ["skipped"] * 3
+    assert statuses() == ["written"] * 3
+    statuses(precision="int8")
+    hit = search(out, [wavs[1]], top_k=1, model=model)[0][0]
+    assert os.path.basename(hit.path).startswith("b.") and hit.score == pytest.approx(1.0, abs=1e-6)
