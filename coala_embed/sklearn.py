@@ -37,21 +37,25 @@ class CoalaEmbedder(TransformerMixin, BaseEstimator):
         hop_size: seconds between patch starts; default one patch (~2.23 s, non-overlapping).
         batch_size: patches per forward pass; results do not depend on it.
         device: torch device ('cpu', 'cuda', ...); default CUDA if available.
+        backend, precision: what runs the encoder, as in `get_embedding` ('onnx' and 'int8': the fastest on CPUs).
 
     `transform(X)` takes a list (or 1-d object array) whose items are file paths or audio arrays of
     shape (n_samples,) or (n_samples, n_channels), or a 2-d numeric array of equal-length mono clips
     (one per row); it returns a float32 array (n_clips, 1920).
     """
 
-    def __init__(self, model=None, sr=None, hop_size=None, batch_size=32, device=None):
+    def __init__(self, model=None, sr=None, hop_size=None, batch_size=32, device=None, backend="torch",
+                 precision="fp32"):
         self.model = model
         self.sr = sr
         self.hop_size = hop_size
         self.batch_size = batch_size
         self.device = device
+        self.backend = backend
+        self.precision = precision
 
     def _model(self) -> Model:
-        return get_model(self.model, self.device)
+        return get_model(self.model, self.device, self.backend)
 
     def fit(self, X=None, y=None):
         """Check X's form if given (nothing is decoded, nothing is learnt), load the model; returns self."""
@@ -91,7 +95,8 @@ class CoalaEmbedder(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """Embed each item of X; returns (n_items, embedding_size) float32."""
-        options = EmbedOptions(hop_size=self.hop_size, batch_size=self.batch_size)
+        options = EmbedOptions(hop_size=self.hop_size, batch_size=self.batch_size, backend=self.backend,
+                               precision=self.precision)
         model = self._model()
         items = self._items(X)
         jobs = []

@@ -191,3 +191,22 @@ def test_int8_outputs_are_not_fp32_outputs_and_search_embeds_queries_as_its_rows
     statuses(precision="int8")
     hit = search(out, [wavs[1]], top_k=1, model=model)[0][0]
     assert os.path.basename(hit.path).startswith("b.") and hit.score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_sklearn_transformer_runs_int8(int8_ckpt, tmp_path):
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone
+
+    from coala_embed.sklearn import CoalaEmbedder
+
+    wav = write_wav(tmp_path / "s.wav", 4.0, 22050, freq=500)
+    est = CoalaEmbedder(model=str(int8_ckpt), backend="onnx", precision="int8")
+    assert clone(est).get_params()["precision"] == "int8"
+    out = est.fit_transform([wav])
+    import soundfile as sf
+
+    y, sr = sf.read(wav)
+    model = load_model(int8_ckpt, backend="onnx")
+    assert np.array_equal(out[0], coala_embed.get_embedding(y, sr, model=model, backend="onnx", precision="int8"))
+    with pytest.raises(ValueError, match="backend='onnx'"):
+        CoalaEmbedder(model=str(int8_ckpt), precision="int8").fit_transform([wav])

@@ -31,7 +31,8 @@ def dataset(small_ckpt_dir):
 def test_params_and_clone(small_ckpt_dir):
     est = CoalaEmbedder(model=str(small_ckpt_dir), sr=16000, hop_size=0.5, batch_size=8, device="cpu")
     params = est.get_params()
-    assert params == {"model": str(small_ckpt_dir), "sr": 16000, "hop_size": 0.5, "batch_size": 8, "device": "cpu"}
+    assert params == {"model": str(small_ckpt_dir), "sr": 16000, "hop_size": 0.5, "batch_size": 8, "device": "cpu",
+                      "backend": "torch", "precision": "fp32"}
     twin = clone(est)
     assert twin is not est and twin.get_params() == params
     assert not hasattr(twin, "embedding_size_")
