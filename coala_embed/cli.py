@@ -115,6 +115,14 @@ def main():
 
     Run `coala-embed COMMAND --help` for the options of each.
     """
+    import warnings
+
+    warnings.showwarning = _warn_to_stderr
+
+
+def _warn_to_stderr(message, category, filename, lineno, file=None, line=None):
+    """Warnings (words left out of a phrase, a slow precision) as one line, not Python's source excerpt."""
+    click.echo(f"warning: {message}", err=True)
 
 
 _CHOICES = {"resampler": RESAMPLERS, "precision": PRECISIONS, "backend": BACKENDS}

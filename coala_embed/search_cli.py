@@ -3,15 +3,10 @@ from __future__ import annotations
 
 import csv
 import sys
-import warnings
 
 import click
 
 SETTINGS = {"help_option_names": ["-h", "--help"]}
-
-
-def _warn_to_stderr(message, category, filename, lineno, file=None, line=None):
-    click.echo(f"warning: {message}", err=True)
 
 
 @click.command("search", context_settings=SETTINGS)
@@ -44,7 +39,6 @@ def search_command(collection, queries, text, top_k, frames, per_file, fmt, meth
 
     if not queries and text is None:
         raise click.UsageError("give QUERY files and/or --text WORDS")
-    warnings.showwarning = _warn_to_stderr
     try:
         index = Index(collection, model=model_source, frames=frames, method=method or "auto", device=device)
         results = index.search(queries, text=text, top_k=top_k, per_file=per_file)
@@ -101,7 +95,6 @@ def map_command(collection, output, png, color_by, labels_csv, label_column, aud
     from .mapview import build_map
     from .search import SearchError
 
-    warnings.showwarning = _warn_to_stderr
     try:
         info = build_map(collection, output, png=png, model=model_source, color_by=color_by, labels_csv=labels_csv,
                          label_column=label_column, audio_root=audio_root, projection=projection)

@@ -38,7 +38,8 @@ def resolve_tags(words, model=None, device=None) -> dict[str, list[str]]:
 
     A tag stands for itself; another English word for the few tags the model's vocabulary.json maps it to
     ('puppy' -> dog, ...); a phrase for the tags of its words ('dog barking' -> dog, bark).
-    Raises ValueError naming a word that maps to no tag.
+    Raises ValueError naming the words of one that maps to no tag; a phrase's other words that map to none
+    are left out with a warning (coala_embed.vocabulary.UnmappedWords) naming them.
     """
     model = get_model(model, device)
     words = [words] if isinstance(words, str) else list(words)
@@ -201,7 +202,7 @@ def head_columns(model: Model, names, words: bool = True) -> list[list[int]] | N
     """The tag head's outputs each name stands for, or None where the head cannot score every name.
 
     words=True: a name is a word or phrase, standing for the sound tags it resolves to (`resolve_tags`, which
-    raises ValueError naming a word that maps to no tag); words=False: a name is a tag. None where the model
+    raises ValueError where nothing in a name maps to a tag); words=False: a name is a tag. None where the model
     has no head or a name stands for no tag the head scores: such names are ranked by cosine instead, and
     the head's log-odds ratios and cosines are not on one scale, so then all are.
     """

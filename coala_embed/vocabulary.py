@@ -17,10 +17,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import warnings
 from pathlib import Path
 
 VOCABULARY_NAME = "vocabulary.json"
 FORMAT = "coala-embed-vocabulary"
+class UnmappedWords(UserWarning):
+    """Words of a phrase that map to no tag, left out of what the phrase stands for."""
+
+
 # words a label may hold that name nothing ("rain on a window"); none of them is a tag of the shipped model
 STOP_WORDS = frozenset("a an the of on in at to into onto with and or by from for over under near its".split())
 
@@ -85,7 +90,9 @@ class Vocabulary:
 
     def resolve(self, text: str) -> list[str]:
         """The tags a word or phrase stands for. The whole phrase is looked up first; then each run of two
-        words, else each word (words like 'on' or 'a' are skipped). ValueError names any word that maps to no tag."""
+        words, else each word (words like 'on' or 'a' are skipped). A phrase's words that map to no tag are
+        left out with a warning naming them ('a dog barking loudly in the park' -> dog, bark); ValueError
+        where no word maps (a single word: that word)."""
         if str(text).strip().lower() in self.tags:  # a tag as spelt, ontology names included ('bee, wasp, etc.')
             return [str(text).strip().lower()]
         words = [w for w in re.split(r"[\s_,;/-]+", str(text).lower()) if w]
@@ -103,7 +110,11 @@ class Vocabulary:
             elif words[i] not in STOP_WORDS:
                 unknown.append(words[i])
             i += step
-        if unknown or not out:
-            raise ValueError(f"{', '.join(map(repr, unknown)) or 'nothing'} in {text!r} maps to no tag of this model "
-                             "(coala-embed tags --list-tags lists them; a model's vocabulary.json maps other words)")
+        named = ", ".join(map(repr, unknown)) or "nothing"
+        if not out:
+            raise ValueError(f"{named} in {text!r} maps to no tag of this model (coala-embed tags --list-tags "
+                             "lists them; a model's vocabulary.json maps other words)")
+        if unknown:  # as a text-to-audio model reads every word it can, and says which it could not
+            warnings.warn(f"{named} in {text!r} maps to no tag of this model: left out, {text!r} stands for "
+                          f"{', '.join(dict.fromkeys(out))}", UnmappedWords)  # once per phrase and process
         return list(dict.fromkeys(out))

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import coala_embed
 from coala_embed.checkpoint import CheckpointError, bundled_weights_dir, sha256_file
 from coala_embed.cli import main
-from coala_embed.vocabulary import Vocabulary
+from coala_embed.vocabulary import UnmappedWords, Vocabulary
 
 from conftest import TAGS, tone, write_wav
 
@@ -53,8 +53,12 @@ def test_resolving_words_and_phrases():
     assert v.resolve("car horns") == ["tag05"]  # two words as a whole, before each word alone
     assert v.resolve("puppy on a car horn") == ["tag01", "tag02", "tag05"]  # 'on' and 'a' name nothing
     assert v.resolve("tag04_tag09") == ["tag04", "tag09"]
-    with pytest.raises(ValueError, match="'kazoo'"):
-        v.resolve("puppy kazoo")
+    with pytest.warns(UnmappedWords, match="'kazoo' in 'puppy kazoo' maps to no tag.*stands for tag01, tag02"):
+        assert v.resolve("puppy kazoo") == ["tag01", "tag02"]  # a phrase's other words still count
+    with pytest.raises(ValueError, match="'kazoo', 'ocarina' in 'kazoo ocarina'"):
+        v.resolve("kazoo ocarina")
+    with pytest.raises(ValueError, match="'kazoo' in 'kazoo'"):
+        v.resolve("kazoo")
     with pytest.raises(ValueError, match="no words"):
         v.resolve(" , ")
     with pytest.raises(ValueError, match="maps to no tag"):
@@ -173,6 +177,10 @@ def test_cli_tags_list_tags_and_labels(vocab_dir, tmp_path):
     assert sorted(t.split(" (")[0] for t in r.stdout.split("\t")[1].split(", ")) == ["car horn", "puppy", "tag10"]
     r = cli(tmp_path / "a.wav", "--model", vocab_dir, "--labels", "puppy,kazoo")
     assert r.exit_code == 2 and "'kazoo'" in r.output
+    r = cli(tmp_path / "a.wav", "--model", vocab_dir, "--labels", "puppy,car horn by a kazoo")  # one word left out
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("warning: 'kazoo' in 'car horn by a kazoo' maps to no tag of this model: left out") == 1
+    assert "car horn by a kazoo: tag05\n" in r.stderr and "UnmappedWords" not in r.stderr
 
 
 # -- the shipped table ----------------------------------------------------------------------------
