@@ -222,6 +222,9 @@ def test_shipped_words_resolve(shipped):
     assert v.resolve("dogs barking") == ["dog", "bark"]
     # a category's ancestors give their whole-name tags; a lemma counts only in one of its common senses
     assert v.resolve("vacuum cleaner")[0] == "domestic sounds, home sounds"
+    # a word that alone means the category its name begins with (NAME_FIRST_WORDS), none other
+    assert v.resolve("vacuum") == v.resolve("vacuum cleaner") and v.resolve("police")[:2] == ["emergency vehicle", "siren"]
+    assert "sad" not in data["words"] and "smoke" not in data["words"]
     assert v.resolve("sneeze") == ["respiratory sounds", "human sounds"]
     assert "idea" not in data["words"] and "head" not in data["words"].get("toilet", [])
     # a sense too general for any three tags below it maps to none of them (0.10: object -> ice, beach, cave;

@@ -13,7 +13,7 @@ NOT_SOUND_TAGS. Each is listed under its broad category, the ontology's top-leve
 The table: English words that are not tags (WordNet 3.0 noun and verb lemmas of one or two words, their
 irregular plurals and past forms from WordNet's exception lists, the ontology's category names and
 synonyms) onto at most MAX_TAGS_PER_WORD sound tags, most specific first: the tags of the category the
-word names, then from the word's first WordNet sense that reaches any: its synonyms and derived forms,
+word names (or, for the few words of NAME_FIRST_WORDS, whose name it begins: vacuum -> Vacuum cleaner), then from the word's first WordNet sense that reaches any: its synonyms and derived forms,
 its hyponyms (two levels, unless the sense is too general for any three of them to name it, GENERAL_DEPTH
 and BROAD_BELOW: then a word whose first sense is so takes no later sense either), its hypernyms nearest first,
 then the ontology's ancestors of its category.
@@ -74,6 +74,11 @@ NOT_SOUND_TAGS = frozenset("blue male female bot dug billy interface soundtrack 
                            "death die dying hurt ouch pain".split())
 # AudioSet names a sound by its source and a generic head: "Traffic noise, roadway noise" is traffic's.
 GENERIC_HEAD = re.compile(r"\s+(noise|sounds?)$")
+# Words that alone mean the category whose name they begin, where WordNet reaches no sound tag from them
+# ("vacuum" is the Vacuum cleaner's sound). Judged one by one among the 76 first words of two-word names that
+# map to nothing: "sad" (Sad music), "smoke" (Smoke detector) or "lawn" (Lawn mower) are not such words.
+NAME_FIRST_WORDS = frozenset("""vacuum toilet microwave kettle police sewing hammond rhodes mains cupboard
+    dental tire throat railroad rail reversing emergency carnatic folk salsa soca""".split())
 _key = lru_cache(maxsize=None)(onto._key)  # inflect's singular is slow, and the table asks it 10^5 times
 
 WORDNET_NOTICE = """WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. Permission to use, \
@@ -117,6 +122,12 @@ class Builder:
                 head = GENERIC_HEAD.sub("", alt.strip().lower())
                 if head != alt.strip().lower():
                     self.head_index.setdefault(_key(head), []).append(cid)
+        self.first_word_index: dict[str, list[str]] = {}  # "vacuum" -> the id of "Vacuum cleaner"
+        for cid, name in self.onto.name.items():
+            for alt in onto._alternatives(name):
+                words = re.sub(r"\(.*?\)", "", alt).lower().split()
+                if len(words) >= 2 and words[0] in NAME_FIRST_WORDS:
+                    self.first_word_index.setdefault(words[0], []).append(cid)
 
     # -- sound tags --------------------------------------------------------------------------------
 
@@ -232,7 +243,7 @@ class Builder:
     def word_tags(self, word: str) -> list[str]:
         """At most MAX_TAGS_PER_WORD sound tags for a word or phrase that is not a tag, most specific first."""
         key = _key(word)
-        named = self.onto.by_key.get(key) or self.head_index.get(key) or ()
+        named = self.onto.by_key.get(key) or self.head_index.get(key) or self.first_word_index.get(word) or ()
         found = [t for cid in named for t in self.names_tags(cid)]
         if " " in word:  # a phrase's own words that are tags, head word first: car horn -> horn, car
             found += [t for w in reversed(word.split()) if (t := self.tag_of(w))]
