@@ -46,7 +46,7 @@ class EmbedOptions:
                                                   "not depend on it.", "--batch-size", affects_output=False)
     num_workers: int | None = _option(
         None, "Threads decoding and computing log-mel of the next files while the encoder runs; 0: none "
-              "[default: 1 on CPU (2 above 8 cores), one a core up to 8 with int8, up to 8 with CUDA].",
+              "[default: 2 on CPU (1 on one core), one a core up to 8 with int8, up to 8 with CUDA].",
         "--workers", affects_output=False)
 
     def __post_init__(self):

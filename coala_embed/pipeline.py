@@ -16,15 +16,15 @@ from typing import Callable, Iterable, Iterator
 
 
 def default_workers(device_type: str = "cpu", precision: str = "fp32") -> int:
-    """Front-end threads: on CPU the encoder already uses the cores, and one thread beside it hides most
-    of the front end on small machines; a GPU encoder is fast, so the front end gets the CPU cores. So does
-    the int8 encoder, a fifth of the front end's time: on 2 cores, 2 threads ran the CLI in 0.83 s, 1 in 0.94 s
-    (training/EXPERIMENTS.md)."""
+    """Front-end threads: on CPU the encoder already uses the cores, and two threads beside it hide most of
+    the front end (2 cores, 100 ten-second files: the onnx CLI 1.16 s against 1.27 s with one, torch in process
+    1.09 against 1.13 s); a GPU encoder is fast, so the front end gets the CPU cores. So does the int8 encoder,
+    a fifth of the front end's time (the CLI 0.83 s with 2 threads, 0.94 s with 1; training/EXPERIMENTS.md)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device_type == "cpu" and precision == "int8":
         return max(1, min(8, cpus))
     if device_type == "cpu":
-        return 1 if cpus <= 8 else 2
+        return min(2, cpus)
     return max(1, min(8, cpus - 1))
 
 

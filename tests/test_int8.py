@@ -166,7 +166,7 @@ def test_int8_gives_the_front_end_every_core(monkeypatch):
     """The int8 encoder takes a fraction of the front end's time: its default workers are one a core (up to 8)."""
     from coala_embed import pipeline
 
-    for cpus, fp32, int8 in ((2, 1, 2), (6, 1, 6), (16, 2, 8)):
+    for cpus, fp32, int8 in ((1, 1, 1), (2, 2, 2), (6, 2, 6), (16, 2, 8)):
         monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
         assert (pipeline.default_workers("cpu"), pipeline.default_workers("cpu", "int8")) == (fp32, int8)
 
