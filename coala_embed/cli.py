@@ -10,7 +10,6 @@ folder keep their sub-folder layout under the output folder, so `a/x.wav` and `b
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import click
 
-from .decode import RESAMPLERS, duration_of
+from .cli_options import common_options, load_for
+from .decode import duration_of
 from .inputs import expand_inputs, root_of
-from .options import BACKENDS, PRECISIONS, EmbedOptions
+from .options import EmbedOptions
 from .sinks import OUTPUT_FORMATS
 from .version import __version__
 
@@ -36,45 +36,6 @@ def _format_seconds(s: float) -> str:
 def _format_speed(ratio: float) -> str:
     """Audio seconds per wall-clock second, two significant digits below 10x (short runs read 0.4x, not 0x)."""
     return f"{ratio:.2g}x real time" if ratio < 10 else f"{ratio:.0f}x real time"
-
-
-def _default_backend(model, device, option_kw: dict):
-    """The command line's backend when none is given: onnxruntime where it is installed and can run the
-    model (on the CPU, fp32 or int8; the bundled weights ship encoder.onnx, other checkpoints need the onnx package
-    to export theirs), because it starts in a fraction of a second and measured faster than torch on CPUs
-    (README, Speed); else torch. A --device other than cpu, or an NVIDIA device without --device, keeps torch."""
-    import importlib.util
-
-    if option_kw.get("backend") is not None:
-        return
-    gpu = str(device) != "cpu" if device is not None else os.path.exists("/dev/nvidiactl")
-    exportable = model is None or importlib.util.find_spec("onnx") is not None
-    usable = importlib.util.find_spec("onnxruntime") is not None and option_kw.get("precision") in (None, "fp32", "int8")
-    option_kw["backend"] = "onnx" if usable and exportable and not gpu else "torch"
-
-
-def _load(model, device, option_kw: dict):
-    """The model for these options (checked together first: e.g. --backend onnx computes in fp32 only);
-    an unset backend is chosen here (_default_backend), in option_kw."""
-    from .checkpoint import CheckpointError
-    from .engine import get_model
-
-    _default_backend(model, device, option_kw)
-    try:
-        backend = EmbedOptions(**option_kw).backend
-    except (TypeError, ValueError) as e:
-        raise click.UsageError(str(e))
-    try:
-        loaded = get_model(model, device, backend)
-        if option_kw.get("precision") == "int8":  # a checkpoint without its int8 encoder: said before any audio
-            from .onnx_export import int8_encoder
-
-            int8_encoder(loaded)
-        return loaded
-    except CheckpointError as e:
-        raise click.ClickException(str(e))
-    except (RuntimeError, ValueError) as e:  # e.g. an unknown or unavailable torch device
-        raise click.ClickException(str(e))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,42 +86,6 @@ def _warn_to_stderr(message, category, filename, lineno, file=None, line=None):
     click.echo(f"warning: {message}", err=True)
 
 
-_CHOICES = {"resampler": RESAMPLERS, "precision": PRECISIONS, "backend": BACKENDS}
-
-
-def _check_option(ctx, param, value):
-    """Validate one option as EmbedOptions does (its message, under the flag's name). Rules between options
-    are checked once all are known (_load): int8 alone is valid, for the onnx backend it implies."""
-    if value is not None:
-        alone = {"backend": "onnx"} if (param.name, value) == ("precision", "int8") else {}
-        try:
-            EmbedOptions(**{param.name: value, **alone})
-        except (TypeError, ValueError) as e:
-            raise click.BadParameter(str(e)) from None
-    return value
-
-
-def _common_options(f):
-    """--model and --device, then one flag per field of EmbedOptions (declared in coala_embed.options)."""
-    for field in reversed(dataclasses.fields(EmbedOptions)):
-        flag, help_text = field.metadata["flag"], field.metadata["help"]
-        if field.type == "bool":
-            f = click.option(flag, field.name, is_flag=True, help=help_text)(f)
-            continue
-        kind = click.Choice(_CHOICES[field.name]) if field.name in _CHOICES else int if "int" in field.type else float
-        default = None if field.name == "backend" else field.default  # chosen by _default_backend
-        if field.name == "backend":
-            help_text += " [default: onnx where onnxruntime is installed, on the CPU at fp32 or int8; else torch]"
-        f = click.option(flag, field.name, type=kind, default=default, callback=_check_option,
-                         show_default=default is not None, help=help_text)(f)
-    f = click.option("--device", default=None,
-                     help="Torch device, e.g. cpu, cuda, cuda:1 [default: cuda if available, else cpu].")(f)
-    f = click.option("--model", "model_source", default=None, metavar="SOURCE",
-                     help="Checkpoint folder or file, or Hugging Face Hub id org/name[@revision] "
-                          "[default: the weights bundled with the package].")(f)
-    return f
-
-
 @main.command("embed", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False), default=None,
@@ -174,7 +99,7 @@ def _common_options(f):
 @click.option("--shard", default=None, metavar="K/N",
               help="Embed only the K-th (from 0) of N disjoint parts of the sorted inputs "
                    "[default under torchrun: RANK/WORLD_SIZE, on GPU LOCAL_RANK].")
-@_common_options
+@common_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages; errors and summary only.")
 def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, shard, model_source, device, quiet,
                   **option_kw):
@@ -210,7 +135,7 @@ def embed_command(inputs, output_dir, suffix, overwrite, output_format, frames, 
     elif frames:
         raise click.UsageError("--frames is for --format parquet (the .npz files always hold the patch embeddings)")
     files, problems = _expand_or_exit(inputs)
-    model = _load(model_source, device or device_from_env(), option_kw)
+    model = load_for(model_source, device or device_from_env(), option_kw)
     options = EmbedOptions(**option_kw)
     if options.hop_size is not None and not quiet:
         _say_hop_used(options.hop_size, model.frontend)
@@ -327,7 +252,7 @@ def _expand_or_exit(inputs):
                                                         "file (with --frames, also frames: [{start, end, tags}]).")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV with a header: path, start, end, rank, tag, score; one "
                                                       "row per tag (start and end empty for a whole file).")
-@_common_options
+@common_options
 def tags_command(inputs, top_k, all_tags, labels, list_tags_flag, frames, fmt, model_source, device, **option_kw):
     """Print zero-shot tags of audio files (files, folders or glob patterns).
 
@@ -342,12 +267,12 @@ def tags_command(inputs, top_k, all_tags, labels, list_tags_flag, frames, fmt, m
     from .tag_output import TagWriter, file_tags, list_tags
 
     if list_tags_flag:
-        click.echo(list_tags(_load(model_source, device, option_kw).vocabulary, all_tags))
+        click.echo(list_tags(load_for(model_source, device, option_kw).vocabulary, all_tags))
         return
     if not inputs:
         raise click.UsageError("give audio FILES to tag, or --list-tags")
     files, problems = _expand_or_exit(inputs)
-    model = _load(model_source, device, option_kw)
+    model = load_for(model_source, device, option_kw)
     if not model.net.has_tag_space:
         raise click.ClickException(f"this {model.net.cfg.variant} checkpoint has no tag space to predict tags with")
     if labels is not None:
