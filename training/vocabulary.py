@@ -61,7 +61,7 @@ EXTRA_SOUND_TAGS = {
         rim flam bd hh perc aah ooh melodic harmonic tango pad string electric chiff blown overdriven honky tonk
         pedal tone sustain""",
     "Human sounds": "voice talk chat",
-    "Sounds of things": """weapon tank steel brick crystal straw flesh laser muzzle battleaxe cudgel shoe spring
+    "Sounds of things": """weapon tank steel brick crystal straw flesh laser muzzle battleaxe cudgel shoe
         mining lumber""",
     "Animal": "mammal reptilian spider fauna",
     "Channel, environment and background": "city road tavern farm church garden seashore ambiance amb",
@@ -70,8 +70,9 @@ EXTRA_SOUND_TAGS = {
 # blues), "male"/"female" a voice's sex (not an animal), "bot" a game's bot (WordNet: the botfly). And what
 # befalls a game's character (its file names: death, die, hurt, pain, ouch): no sound's source, action,
 # material or place. As sound tags they read a dog's bark as `death, pain` and took `croak`, `burn`, `dice`.
+# "spring" is the season in every clip that has it (weather and tileset ambience, the spoken word), not a coil.
 NOT_SOUND_TAGS = frozenset("blue male female bot dug billy interface soundtrack tower "
-                           "death die dying hurt ouch pain".split())
+                           "death die dying hurt ouch pain spring".split())
 # AudioSet names a sound by its source and a generic head: "Traffic noise, roadway noise" is traffic's.
 GENERIC_HEAD = re.compile(r"\s+(noise|sounds?)$")
 # Words that alone mean the category whose name they begin, where WordNet reaches no sound tag from them
