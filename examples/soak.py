@@ -175,9 +175,12 @@ def main():
 
     # 1. the reference: clean runs
     ref_npz, ref_table = work / "ref_npz", work / "ref_table"
+    clean_seconds = []
     for out, extra in ((ref_npz, []), (ref_table, ["--format", "parquet"])):
+        started = time.time()
         p = cli([data, "-o", out, *extra, *common], env)
         _, err = p.communicate()
+        clean_seconds.append(time.time() - started)
         if p.returncode != 1 or len(failures(err)) != len(bad):
             problems.append(f"clean run {out.name}: exit {p.returncode}, {len(failures(err))} failures for {len(bad)} bad files")
     reference = load_npz_folder(ref_npz)
@@ -185,14 +188,16 @@ def main():
     print(f"clean runs done at {time.time() - t0:.0f} s", flush=True)
 
     # 2. killed and restarted: npz, Parquet, Parquet in 3 shards
-    max_delay = 2.0 + args.files / 1000
+    # kill at random moments while a run still works: within the time a whole clean run took (a fixed range let
+    # a fast machine finish short runs before any kill)
+    max_delay = min(2.0 + args.files / 1000, max(0.4, 0.9 * min(clean_seconds)))
     kills = 0
     runs = {"npz": (work / "k_npz", []), "parquet": (work / "k_table", ["--format", "parquet"])}
     runs.update({f"shard{k}": (work / "k_shards", ["--format", "parquet", "--shard", f"{k}/3"]) for k in range(3)})
     last_err = {}
     for i, (name, (out, extra)) in enumerate(runs.items()):
         share = -(-(args.kills - kills) // (len(runs) - i))  # what earlier runs did not use moves on
-        delay = max_delay / 3 if "shard" in name else max_delay  # a shard is a third of the work
+        delay = max(0.35, max_delay / 3) if "shard" in name else max_delay  # a shard is a third of the work
         rc, err, n = run_with_kills([data, "-o", out, *extra, *common], env, share, rng, delay)
         kills += n
         last_err[name] = err
