@@ -8,7 +8,7 @@ import os
 import click
 
 from .decode import RESAMPLERS
-from .options import BACKENDS, PRECISIONS, EmbedOptions
+from .options import BACKENDS, ONNX_ONLY, ONNX_PRECISIONS, PRECISIONS, EmbedOptions
 
 
 def default_backend(model, device, option_kw: dict):
@@ -22,8 +22,8 @@ def default_backend(model, device, option_kw: dict):
         return
     gpu = str(device) != "cpu" if device is not None else os.path.exists("/dev/nvidiactl")
     exportable = model is None or importlib.util.find_spec("onnx") is not None
-    onnx_precision = option_kw.get("precision") in (None, "fp32", "int8")
-    usable = importlib.util.find_spec("onnxruntime") is not None and onnx_precision
+    precision = option_kw.get("precision") or "fp32"
+    usable = importlib.util.find_spec("onnxruntime") is not None and precision in ONNX_PRECISIONS
     option_kw["backend"] = "onnx" if usable and exportable and not gpu else "torch"
 
 
@@ -58,7 +58,7 @@ def check_option(ctx, param, value):
     """Validate one option as EmbedOptions does (its message, under the flag's name). Rules between options
     are checked once all are known (load_for): int8 alone is valid, for the onnx backend it implies."""
     if value is not None:
-        alone = {"backend": "onnx"} if (param.name, value) == ("precision", "int8") else {}
+        alone = {"backend": "onnx"} if param.name == "precision" and value in ONNX_ONLY else {}
         try:
             EmbedOptions(**{param.name: value, **alone})
         except (TypeError, ValueError) as e:

@@ -12,6 +12,8 @@ import numbers
 from .decode import RESAMPLERS
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+ONNX_ONLY = ("int8",)  # the checkpoint's quantized encoder (encoder.int8.onnx): onnxruntime runs it, torch cannot
+ONNX_PRECISIONS = ("fp32", *ONNX_ONLY)
 BACKENDS = ("torch", "onnx")
 DEFAULT_BATCH_SIZE = 128  # patches per forward pass; larger batches measured faster on CPU (README, Speed)
 
@@ -61,9 +63,9 @@ class EmbedOptions:
         _check_choice("resampler", self.resampler, RESAMPLERS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("backend", self.backend, BACKENDS)
-        if self.backend == "onnx" and self.precision not in ("fp32", "int8"):
+        if self.backend == "onnx" and self.precision not in ONNX_PRECISIONS:
             raise ValueError(f"backend='onnx' computes in fp32 or int8, got precision={self.precision!r}")
-        if self.backend == "torch" and self.precision == "int8":
+        if self.backend == "torch" and self.precision in ONNX_ONLY:
             raise ValueError("precision='int8' is the checkpoint's quantized encoder in onnxruntime: use "
                              "backend='onnx' (--backend onnx)")
         _check_int("batch_size", self.batch_size, minimum=1)
@@ -103,8 +105,8 @@ class EmbedOptions:
         the quantized encoder is another function (embeddings 2.5 % away, cosine 0.9994), so it counts."""
         arithmetic = {f.name for f in dataclasses.fields(cls) if f.metadata["arithmetic"]}
         out = {k: v for k, v in settings.items() if k not in arithmetic}
-        if settings.get("precision") == "int8":
-            out.update(precision="int8", backend="onnx")
+        if settings.get("precision") in ONNX_ONLY:
+            out.update(precision=settings["precision"], backend="onnx")
         return out
 
 

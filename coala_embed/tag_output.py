@@ -22,7 +22,7 @@ def file_tags(model, path: str, emb: np.ndarray, stamps: np.ndarray, frames: boo
     A clip shorter than a patch is embedded at several places in one patch: one time range, scored on their
     mean. `rank`: all_tags and labels, as rank_tags takes them."""
     whole = rank_tags(model, clip_mean(emb)[None], top_k, **rank)[0]
-    if not frames:  # the head was fitted on single patches: a patch is what it knows best
+    if not frames:
         return whole, []
     duration = duration_of(path)
     start, end = patch_ranges(stamps, float("inf") if duration is None else duration, model.frontend.patch_seconds)

@@ -22,12 +22,12 @@ from pathlib import Path
 
 VOCABULARY_NAME = "vocabulary.json"
 FORMAT = "coala-embed-vocabulary"
-class UnmappedWords(UserWarning):
-    """Words of a phrase that map to no tag, left out of what the phrase stands for."""
-
-
 # words a label may hold that name nothing ("rain on a window"); none of them is a tag of the shipped model
 STOP_WORDS = frozenset("a an the of on in at to into onto with and or by from for over under near its".split())
+
+
+class UnmappedWords(UserWarning):
+    """Words of a phrase that map to no tag, left out of what the phrase stands for."""
 
 
 def word_forms(word: str):

@@ -34,8 +34,9 @@ def calibration_patches(data: Path, n: int = CALIBRATION_PATCHES, seed: int = SE
     return np.asarray(patches[rows], np.float32)
 
 
-def quantize(folder: Path, calibration: np.ndarray) -> Path:
-    """Write folder's encoder.int8.onnx from its encoder.onnx, calibrated on (n, n_mels, frames) patches."""
+def quantize(model, folder: Path, calibration: np.ndarray) -> Path:
+    """Write folder's encoder.int8.onnx from its encoder.onnx (model: loaded from folder with backend='onnx'),
+    calibrated on (n, n_mels, frames) patches."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -49,7 +50,6 @@ def quantize(folder: Path, calibration: np.ndarray) -> Path:
             self.start += BATCH
             return {INPUT_NAME: calibration[self.start - BATCH:self.start, None]}
 
-    model = coala_embed.load_model(folder, device="cpu", backend="onnx")
     source = model.onnx_path or export_onnx(folder)
     path = Path(folder) / ONNX_INT8_NAME
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     model = coala_embed.load_model(args.weights, device="cpu", backend="onnx")
     meta = prepared_for(model, args.data)
     calibration = calibration_patches(args.data, args.patches, args.seed)
-    path = quantize(args.weights, calibration)
+    path = quantize(model, args.weights, calibration)
     import onnxruntime
 
     provenance = {"data": str(args.data), "corpus_manifest_sha256": meta.get("corpus_manifest_sha256"),

@@ -13,10 +13,11 @@ NOT_SOUND_TAGS. Each is listed under its broad category, the ontology's top-leve
 The table: English words that are not tags (WordNet 3.0 noun and verb lemmas of one or two words, their
 irregular plurals and past forms from WordNet's exception lists, the ontology's category names and
 synonyms) onto at most MAX_TAGS_PER_WORD sound tags, most specific first: the tags of the category the
-word names (or, for the few words of NAME_FIRST_WORDS, whose name it begins: vacuum -> Vacuum cleaner), then from the word's first WordNet sense that reaches any: its synonyms and derived forms,
-its hyponyms (two levels, unless the sense is too general for any three of them to name it, GENERAL_DEPTH
-and BROAD_BELOW: then a word whose first sense is so takes no later sense either), its hypernyms nearest first,
-then the ontology's ancestors of its category.
+word names (or, for the few words of NAME_FIRST_WORDS, whose name it begins: vacuum -> Vacuum cleaner), then
+from the word's first WordNet sense that reaches any: its synonyms and derived forms, its hyponyms (two
+levels, unless the sense is too general for any three of them to name it, GENERAL_DEPTH and BROAD_BELOW: then
+a word whose first sense is so takes no later sense either), its hypernyms nearest first, then the ontology's
+ancestors of its category.
 Simple plurals and -ing forms are not stored: the package strips them before looking a word up.
 
 With `--data PREPARED` (the training.prepare folder the weights were trained on) the file also lists the
@@ -118,14 +119,12 @@ class Builder:
         self.by_key = {_key(t): t for t in self.sound}
         self.prefixes = {k[:3] for k in self.by_key}  # most WordNet lemmas share none: no inflect for them
         self.head_index: dict[str, list[str]] = {}  # "traffic" -> the id of "Traffic noise, roadway noise"
+        self.first_word_index: dict[str, list[str]] = {}  # "vacuum" -> the id of "Vacuum cleaner"
         for cid, name in self.onto.name.items():
             for alt in onto._alternatives(name):
                 head = GENERIC_HEAD.sub("", alt.strip().lower())
                 if head != alt.strip().lower():
                     self.head_index.setdefault(_key(head), []).append(cid)
-        self.first_word_index: dict[str, list[str]] = {}  # "vacuum" -> the id of "Vacuum cleaner"
-        for cid, name in self.onto.name.items():
-            for alt in onto._alternatives(name):
                 words = re.sub(r"\(.*?\)", "", alt).lower().split()
                 if len(words) >= 2 and words[0] in NAME_FIRST_WORDS:
                     self.first_word_index.setdefault(words[0], []).append(cid)

@@ -49,9 +49,10 @@ class Extractor:
 
 def _model_runner(model, batch_size: int, precision: str = "fp32"):
     from coala_embed import clip_mean, embed_files
+    from coala_embed.options import ONNX_ONLY
 
     def run(paths):
-        backend = "onnx" if precision == "int8" else "torch"  # int8: the checkpoint's quantized onnx encoder
+        backend = "onnx" if precision in ONNX_ONLY else "torch"  # int8: the checkpoint's quantized onnx encoder
         for path, emb, _, error in embed_files(paths, model=model, batch_size=batch_size, precision=precision,
                                                backend=backend):
             if error is not None:

@@ -88,7 +88,7 @@ def write(folder: Path, state: dict, tags: list[str], provenance: dict) -> Path:
     return path
 
 
-def restrict(folder: Path) -> Path:
+def restrict(folder: Path) -> tuple[Path, int]:
     """Keep the outputs of the head beside the weights whose tags the vocabulary still calls sound tags.
 
     A rebuilt vocabulary.json (a judgement on which words describe sounds) may drop sound tags; the head's
@@ -111,7 +111,7 @@ def restrict(folder: Path) -> Path:
     provenance["restricted"] = provenance.get("restricted", []) + [
         {"from_sha256": model.config["tag_head_sha256"], "dropped": dropped,
          "vocabulary_sha256": model.config.get("vocabulary_sha256")}]
-    return write(folder, state, tags, provenance)
+    return write(folder, state, tags, provenance), len(tags)
 
 
 def main(argv=None) -> int:
@@ -126,8 +126,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=SEED)
     args = p.parse_args(argv)
     if args.restrict:
-        path = restrict(args.weights)
-        print(f"wrote {path} ({len(coala_embed.load_model(args.weights, device='cpu').tag_head.tags)} tags)")
+        path, kept = restrict(args.weights)
+        print(f"wrote {path} ({kept} tags)")
         return 0
     start = time.time()
     model = coala_embed.load_model(args.weights, device="cpu")
