@@ -800,3 +800,36 @@ def test_epoch_order_caps_speech_and_keeps_the_rest():
     assert set(orders[0].tolist()) != set(orders[1].tolist())  # a fresh speech subset each epoch
     with pytest.raises(ValueError, match="speech_share"):
         epoch_order(10, capped[:10], 1.5, np.random.default_rng(0))
+
+
+def test_spoken_word_targets_keep_speech_not_the_sound_the_word_names(tmp_path):
+    from training.corpus.ontology import Ontology
+    from training.scripts.spoken_word_targets import spoken_word_mask, write_spoken_word_targets
+
+    entries = [("/m/human", "Human sounds", ["/m/voice"]), ("/m/voice", "Human voice", ["/m/speech"]),
+               ("/m/speech", "Speech", []), ("/m/animal", "Animal", ["/m/pets"]),
+               ("/m/pets", "Domestic animals, pets", ["/m/dog"]), ("/m/dog", "Dog", [])]
+    path = tmp_path / "ontology.json"
+    path.write_text(json.dumps([{"id": i, "name": n, "child_ids": c} for i, n, c in entries]))
+    tags = ["speech", "word", "dog", "domestic animals, pets", "animal", "human voice", "human sounds", "seven"]
+    ontology = Ontology(path)
+    ontology.wordnet = type("NoWordNet", (), {"synsets": lambda self, *a: []})()  # wordnet-base: no test dependency
+    keep = spoken_word_mask(tags, ontology)
+    assert [t for t, k in zip(tags, keep) if not k] == ["dog", "domestic animals, pets", "animal"]
+
+    def rows(*sets):
+        return np.array([[t in s for t in tags] for s in sets], np.uint8)
+    voice = {"speech", "human voice", "human sounds"}
+    said_dog = voice | {"word", "dog", "domestic animals, pets", "animal"}
+    bark = {"dog", "domestic animals, pets", "animal"}
+    said_seven = voice | {"word", "seven"}
+    data = tmp_path / "prepared"
+    data.mkdir()
+    for split in ("train", "val"):
+        np.save(data / f"{split}_tags.npy", rows(said_dog, bark, said_seven))
+        np.save(data / f"{split}_patches.npy", np.random.default_rng(0).random((3, 96, 96), np.float32))
+    counts = write_spoken_word_targets(data, tmp_path / "words", tags, keep)
+    assert counts["train"] == {"spoken_word_patches": 2, "tags_removed": 3}
+    out = load_prepared(tmp_path / "words", "train")
+    assert np.array_equal(np.asarray(out.tags), rows(voice | {"word"}, bark, said_seven))
+    assert np.array_equal(out.patches, np.load(data / "train_patches.npy"))
