@@ -49,8 +49,10 @@ def write_sound_targets(data: Path, out: Path, keep: np.ndarray) -> dict:
     return counts
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_derived(doc: str, argv=None):
+    """The command line of a script that derives one prepared folder from another: (args, its meta.json,
+    the ontology that sorts its tags)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, type=Path, help="a prepared folder (training.prepare)")
     ap.add_argument("--out", required=True, type=Path, help="new folder to write")
     ap.add_argument("--ontology", default=onto.ONTOLOGY_SOURCE)
@@ -58,7 +60,12 @@ def main(argv=None) -> int:
     ap.add_argument("--wordnet", default="/usr/share/wordnet")
     args = ap.parse_args(argv)
     meta = json.loads((args.data / "meta.json").read_text())
-    keep = sound_columns(meta["tags"], onto.load_ontology(args.ontology, args.snapshots, args.wordnet))
+    return args, meta, onto.load_ontology(args.ontology, args.snapshots, args.wordnet)
+
+
+def main(argv=None) -> int:
+    args, meta, ontology = parse_derived(__doc__, argv)
+    keep = sound_columns(meta["tags"], ontology)
     counts = write_sound_targets(args.data, args.out, keep)
     meta["sound_targets"] = {"derived_from": str(args.data), "sound_tags": int(keep.sum()),
                              "zeroed_tags": [t for t, k in zip(meta["tags"], keep) if not k], **counts}

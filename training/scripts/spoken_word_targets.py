@@ -14,7 +14,6 @@ are linked, not copied. meta.json records what was done.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from training.corpus import ontology as onto
-from training.scripts.sound_targets import SPLITS, sound_columns
+from training.scripts.sound_targets import SPLITS, parse_derived, sound_columns
 
 SPOKEN_WORD = ("speech", "word")  # the tags every spoken-word clip carries (training/corpus/sourcetags.py)
 
@@ -60,15 +59,8 @@ def write_spoken_word_targets(data: Path, out: Path, tags: list[str], keep: np.n
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, type=Path, help="a prepared folder (training.prepare)")
-    ap.add_argument("--out", required=True, type=Path, help="new folder to write")
-    ap.add_argument("--ontology", default=onto.ONTOLOGY_SOURCE)
-    ap.add_argument("--snapshots")
-    ap.add_argument("--wordnet", default="/usr/share/wordnet")
-    args = ap.parse_args(argv)
-    meta = json.loads((args.data / "meta.json").read_text())
-    keep = spoken_word_mask(meta["tags"], onto.load_ontology(args.ontology, args.snapshots, args.wordnet))
+    args, meta, ontology = parse_derived(__doc__, argv)
+    keep = spoken_word_mask(meta["tags"], ontology)
     counts = write_spoken_word_targets(args.data, args.out, meta["tags"], keep)
     meta["spoken_word_targets"] = {"derived_from": str(args.data), "kept_tags": int(keep.sum()),
                                    "zeroed_tags": [t for t, k in zip(meta["tags"], keep) if not k], **counts}
