@@ -65,9 +65,9 @@ def main(argv=None) -> int:
     meta["spoken_word_targets"] = {"derived_from": str(args.data), "kept_tags": int(keep.sum()),
                                    "zeroed_tags": [t for t, k in zip(meta["tags"], keep) if not k], **counts}
     (args.out / "meta.json").write_text(json.dumps(meta, indent=1))
-    for name in ("augmentations.jsonl",):  # what else a prepared folder holds travels with it
-        if (args.data / name).exists():
-            shutil.copyfile(args.data / name, args.out / name)
+    renditions = args.data / "augmentations.jsonl"  # what each rendition drew: the rows are the same, so it holds
+    if renditions.exists():
+        shutil.copyfile(renditions, args.out / renditions.name)
     print(f"spoken words keep {int(keep.sum())} of {len(keep)} tags; " +
           "; ".join(f"{s}: {c['spoken_word_patches']} spoken-word patches, {c['tags_removed']} tags removed"
                     for s, c in counts.items()))
