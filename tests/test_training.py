@@ -802,20 +802,29 @@ def test_epoch_order_caps_speech_and_keeps_the_rest():
         epoch_order(10, capped[:10], 1.5, np.random.default_rng(0))
 
 
-def test_spoken_word_targets_keep_speech_not_the_sound_the_word_names(tmp_path):
+def test_narrow_targets_keep_what_a_spoken_word_or_a_rendered_note_is(tmp_path):
     from training.corpus.ontology import Ontology
-    from training.scripts.spoken_word_targets import spoken_word_mask, write_spoken_word_targets
+    from training.scripts.narrow_targets import keep_mask, write_narrow_targets
 
-    entries = [("/m/human", "Human sounds", ["/m/voice"]), ("/m/voice", "Human voice", ["/m/speech"]),
-               ("/m/speech", "Speech", []), ("/m/animal", "Animal", ["/m/pets"]),
-               ("/m/pets", "Domestic animals, pets", ["/m/dog"]), ("/m/dog", "Dog", [])]
+    entries = [("/m/human", "Human sounds", ["/m/voice", "/m/resp"]), ("/m/voice", "Human voice", ["/m/speech"]),
+               ("/m/speech", "Speech", []), ("/m/resp", "Respiratory sounds", ["/m/breath"]),
+               ("/m/breath", "Breathing", []), ("/m/animal", "Animal", ["/m/pets"]),
+               ("/m/pets", "Domestic animals, pets", ["/m/dog"]), ("/m/dog", "Dog", []),
+               ("/m/music", "Music", ["/m/inst"]), ("/m/inst", "Musical instrument", ["/m/sax"]),
+               ("/m/sax", "Saxophone", [])]
     path = tmp_path / "ontology.json"
     path.write_text(json.dumps([{"id": i, "name": n, "child_ids": c} for i, n, c in entries]))
-    tags = ["speech", "word", "dog", "domestic animals, pets", "animal", "human voice", "human sounds", "seven"]
+    tags = ["speech", "word", "dog", "domestic animals, pets", "animal", "human voice", "human sounds", "seven",
+            "note", "instrument", "saxophone", "musical instrument", "music", "breathing", "respiratory sounds"]
     ontology = Ontology(path)
     ontology.wordnet = type("NoWordNet", (), {"synsets": lambda self, *a: []})()  # wordnet-base: no test dependency
-    keep = spoken_word_mask(tags, ontology)
-    assert [t for t, k in zip(tags, keep) if not k] == ["dog", "domestic animals, pets", "animal"]
+    words, notes = keep_mask("spoken-words", tags, ontology), keep_mask("rendered-notes", tags, ontology)
+    assert [t for t, k in zip(tags, words) if not k] == [
+        "dog", "domestic animals, pets", "animal", "note", "instrument", "saxophone", "musical instrument", "music",
+        "breathing", "respiratory sounds"]
+    assert [t for t, k in zip(tags, notes) if not k] == [
+        "speech", "dog", "domestic animals, pets", "animal", "human voice", "human sounds", "breathing",
+        "respiratory sounds"]
 
     def rows(*sets):
         return np.array([[t in s for t in tags] for s in sets], np.uint8)
@@ -823,13 +832,17 @@ def test_spoken_word_targets_keep_speech_not_the_sound_the_word_names(tmp_path):
     said_dog = voice | {"word", "dog", "domestic animals, pets", "animal"}
     bark = {"dog", "domestic animals, pets", "animal"}
     said_seven = voice | {"word", "seven"}
+    sax = {"note", "instrument", "saxophone", "musical instrument", "music"}
+    sax_breath = sax | {"breathing", "respiratory sounds", "human sounds"}
+    breath = {"breathing", "respiratory sounds", "human sounds"}
     data = tmp_path / "prepared"
     data.mkdir()
     for split in ("train", "val"):
-        np.save(data / f"{split}_tags.npy", rows(said_dog, bark, said_seven))
-        np.save(data / f"{split}_patches.npy", np.random.default_rng(0).random((3, 96, 96), np.float32))
-    counts = write_spoken_word_targets(data, tmp_path / "words", tags, keep)
-    assert counts["train"] == {"spoken_word_patches": 2, "tags_removed": 3}
-    out = load_prepared(tmp_path / "words", "train")
-    assert np.array_equal(np.asarray(out.tags), rows(voice | {"word"}, bark, said_seven))
+        np.save(data / f"{split}_tags.npy", rows(said_dog, bark, said_seven, sax_breath, breath))
+        np.save(data / f"{split}_patches.npy", np.random.default_rng(0).random((5, 96, 96), np.float32))
+    counts = write_narrow_targets(data, tmp_path / "narrow", tags, {"spoken-words": words, "rendered-notes": notes})
+    assert counts["train"] == {"spoken-words": {"patches": 2, "tags_removed": 3},
+                               "rendered-notes": {"patches": 1, "tags_removed": 3}}
+    out = load_prepared(tmp_path / "narrow", "train")
+    assert np.array_equal(np.asarray(out.tags), rows(voice | {"word"}, bark, said_seven, sax, breath))
     assert np.array_equal(out.patches, np.load(data / "train_patches.npy"))

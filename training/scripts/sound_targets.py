@@ -49,15 +49,18 @@ def write_sound_targets(data: Path, out: Path, keep: np.ndarray) -> dict:
     return counts
 
 
-def parse_derived(doc: str, argv=None):
+def parse_derived(doc: str, argv=None, kinds=None):
     """The command line of a script that derives one prepared folder from another: (args, its meta.json,
-    the ontology that sorts its tags)."""
+    the ontology that sorts its tags). `kinds`: the kinds of clip `--kind` may name, if it takes any."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, type=Path, help="a prepared folder (training.prepare)")
     ap.add_argument("--out", required=True, type=Path, help="new folder to write")
     ap.add_argument("--ontology", default=onto.ONTOLOGY_SOURCE)
     ap.add_argument("--snapshots")
     ap.add_argument("--wordnet", default="/usr/share/wordnet")
+    if kinds:
+        ap.add_argument("--kind", required=True, action="append", choices=sorted(kinds),
+                        help="a kind of clip to narrow; repeat for several")
     args = ap.parse_args(argv)
     meta = json.loads((args.data / "meta.json").read_text())
     return args, meta, onto.load_ontology(args.ontology, args.snapshots, args.wordnet)
