@@ -3,9 +3,10 @@
 COALA ranks tags by the cosine between a clip's aligned audio vector and each tag's vector. With a corpus
 whose everyday sounds are few (221 of 88,746 training patches carry `dog`), that ranking puts the right
 tag of a real recording 38th among the sound tags (543 then) on esc50-dev (median). A classifier trained on the
-same corpus and the frozen embedding, one hidden layer, puts it 16th; 6th instead of 12th on held-out
-notes, 39th instead of 70th on openclonk's foley, 35th instead of 44th on ysl's field recordings
-(training/EXPERIMENTS.md: other seeds of the head give 19-22.5, 6, 40 and 44-50).
+same corpus and the frozen embedding, one hidden layer, ranks better; the bundled head (0.13.0) is the mean
+of three such fits (seeds), which rank better together than each alone. Against the cosine, it puts the
+right tag 14th instead of 36.5th on esc50-dev, 6th instead of 12th on held-out notes, 21st instead of
+58.5th on ysl's field recordings, but 41st against 40th on openclonk's foley (training/EXPERIMENTS.md).
 So a checkpoint may carry `tag_head.safetensors` (written by `python -m training.tag_head`); where it
 does, `predict_tags`, `coala-embed tags` and search by words rank with it. `get_tag_embedding`, and words
 searched together with a sound, stay in the aligned space.

@@ -40,6 +40,20 @@ def test_the_folded_head_is_the_standardised_classifier_less_the_prior():
         TagHead.from_state(fold(w1, b1, w2, b2, mean, std, prior), list("abcd"), d)
 
 
+def test_the_mean_of_heads_is_one_head_scoring_their_mean():
+    from training.trainer.tag_head import mean_of
+
+    rng = np.random.default_rng(1)
+    d, n_tags = 6, 4
+    states = [{"w1": rng.standard_normal((d, h)), "b1": rng.standard_normal(h), "w2": rng.standard_normal((h, n_tags)),
+               "b2": rng.standard_normal(n_tags)} for h in (3, 5, 3)]
+    heads = [TagHead.from_state(s, list("abcd"), d) for s in states]
+    x = rng.standard_normal((7, d))
+    mean = TagHead.from_state(mean_of(states), list("abcd"), d)
+    assert mean.w1.shape == (d, 11)
+    assert np.allclose(mean.scores(x), np.mean([h.scores(x) for h in heads], axis=0), atol=1e-5)
+
+
 def test_the_bundled_head_ranks_the_sound_tags_and_labels(bundled):
     head = bundled.tag_head
     assert head is not None and head.tags == bundled.vocabulary.sound_tags

@@ -336,9 +336,10 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path, monkeyp
     from training import tag_head
 
     assert tag_head.main(["--weights", str(tmp_path / "voc"), "--data", str(prepared), "--epochs", "2",
-                          "--hidden", "8"]) == 0
+                          "--hidden", "8", "--seeds", "0,1"]) == 0
     voc = coala_embed.load_model(tmp_path / "voc", device="cpu")
-    assert voc.tag_head.tags == ["tone"] and voc.tag_head.w1.shape == (1920, 8)
+    assert voc.tag_head.tags == ["tone"] and voc.tag_head.w1.shape == (1920, 16)  # two heads side by side
+    assert voc.config["tag_head"]["provenance"]["seeds"] == [0, 1]
     assert voc.config["tag_head"]["provenance"]["train_patches"] == int((np.asarray(
         load_prepared(prepared, "train").tags)[:, 0] > 0).sum())
     assert [t for t, _ in coala_embed.predict_tags(y, 22050, top_k=3, model=voc)] == ["tone"]
