@@ -340,6 +340,9 @@ def test_full_tiny_run_exports_a_loadable_checkpoint(prepared, tmp_path, monkeyp
     voc = coala_embed.load_model(tmp_path / "voc", device="cpu")
     assert voc.tag_head.tags == ["tone"] and voc.tag_head.w1.shape == (1920, 16)  # two heads side by side
     assert voc.config["tag_head"]["provenance"]["seeds"] == [0, 1]
+    from safetensors.numpy import load_file  # float16 on disk, float32 once loaded
+    assert load_file(str(tmp_path / "voc" / "tag_head.safetensors"))["w1"].dtype == np.float16
+    assert voc.tag_head.w1.dtype == np.float32
     assert voc.config["tag_head"]["provenance"]["train_patches"] == int((np.asarray(
         load_prepared(prepared, "train").tags)[:, 0] > 0).sum())
     assert [t for t, _ in coala_embed.predict_tags(y, 22050, top_k=3, model=voc)] == ["tone"]
