@@ -33,9 +33,8 @@ from training.corpus.soundfonts import GM_FAMILIES
 from training.scripts.sound_targets import SPLITS, parse_derived
 from training.vocabulary import Builder
 
-# kind: (the tags every clip of the kind carries (training/corpus/sourcetags.py), what it keeps)
-KINDS = {"spoken-words": (("speech", "word"), "Speech and its ancestors"),
-         "rendered-notes": (("note", "instrument"), "all but everyday categories, and GM family words")}
+# kind -> the tags every clip of the kind carries (training/corpus/sourcetags.py)
+KINDS = {"spoken-words": ("speech", "word"), "rendered-notes": ("note", "instrument")}
 EVERYDAY = ("Animal", "Human sounds", "Natural sounds", "Sounds of things")
 
 
@@ -59,7 +58,7 @@ def write_narrow_targets(data: Path, out: Path, tags: list[str], keeps: dict[str
         y = np.load(data / f"{split}_tags.npy")
         counts[split] = {}
         for kind, keep in keeps.items():
-            of_kind = y[:, [tags.index(t) for t in KINDS[kind][0]]].all(axis=1)
+            of_kind = y[:, [tags.index(t) for t in KINDS[kind]]].all(axis=1)
             before = int(y[of_kind].sum())
             y[of_kind] *= keep.astype(y.dtype)
             counts[split][kind] = {"patches": int(of_kind.sum()), "tags_removed": before - int(y[of_kind].sum())}

@@ -9,7 +9,8 @@ embedding's standardisation and each tag's prior log-odds into the layers, and w
 the members' hidden units side by side: a single fit's ranks move by several places with its seed, and the
 mean of three ranks the right tag higher than its members do on average (training/EXPERIMENTS.md).
 
-`--data` must be the prepared folder the weights were trained on (its meta.json names their tags); patches
+`--data` must be the prepared folder the weights were trained on (its meta.json names their tags), or a copy
+of it with narrowed targets (training.scripts.narrow_targets: the bundled head's, recorded as `narrowed`); patches
 with no sound tag are left out. About 2 min to embed 95k patches and 2.5 min a seed to fit on 2 CPU cores.
 `--restrict` fits nothing: after a vocabulary rebuild it drops the outputs whose tags are no longer sound tags.
 """
